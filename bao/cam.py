@@ -1,0 +1,92 @@
+"""Class activation maps: attention refinement, normalisation, multi-scale inference.
+
+References: BAO.md §2 (eq. 1-5) and reference/transcam.md §2 (TransCAM's inference: fixed squares
+256/512/768 x flip, upsample each pass to the image size, restrict to the image's classes, sum, ReLU,
+per-class min-max).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def refine(cam: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """eq. 5: M* = A* · M, i.e. refined[c, i] = sum_j A*[i, j] M[c, j] (rows of A* are queries).
+
+    cam (B, K, h, w), attn (B, N, N) with N = h*w -> (B, K, h, w). Computed in fp32.
+    """
+    b, k, h, w = cam.shape
+    return torch.bmm(cam.float().flatten(2), attn.float().transpose(1, 2)).reshape(b, k, h, w)
+
+
+def max_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """ReLU, then divide each map by its spatial max (BAO.md §3.1 project decision, before eq. 6)."""
+    x = F.relu(x.float())
+    return x / (x.flatten(-2).amax(-1)[..., None, None] + eps)
+
+
+def minmax_norm(x: torch.Tensor) -> torch.Tensor:
+    """TransCAM's per-class normalisation (infer_TransCAM.py l.69-74): ReLU, then
+    (cam - min - 1e-5) / (max - min + 1e-5) per class over the image."""
+    x = F.relu(x.float())
+    mn = x.flatten(-2).amin(-1)[..., None, None]
+    mx = x.flatten(-2).amax(-1)[..., None, None]
+    return (x - mn - 1e-5) / (mx - mn + 1e-5)
+
+
+def background_from_fg(fg: torch.Tensor) -> torch.Tensor:
+    """eq. 6: M_bg = 1 - max_s M_fg,s over the foreground channels (dim -3)."""
+    return 1.0 - fg.amax(dim=-3, keepdim=True) if fg.shape[-3] else torch.ones_like(fg[..., :1, :, :])
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> normalised float CHW (ImageNet mean/std on [0, 1] RGB)."""
+    x = (image.astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+
+
+def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
+    """TransCAM resizes to a fixed square; with keep_aspect the long side is ``scale`` and the short
+    side is rounded to a multiple of 16 (the token stride)."""
+    if not keep_aspect:
+        return scale, scale
+    r = scale / max(h, w)
+    return max(16, round(h * r / 16) * 16), max(16, round(w * r / 16) * 16)
+
+
+@torch.no_grad()
+def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, device) -> torch.Tensor:
+    """Sum over scales (x flip) of ``fn(batch) -> (B, K, h, w)``, each pass upsampled bilinearly to
+    the image size and flipped back. The original and flipped view of a scale run as one batch."""
+    h, w = image.shape[:2]
+    pil = Image.fromarray(image)
+    total = None
+    for s in scales:
+        ph, pw = pass_size(h, w, s, keep_aspect)
+        x = to_tensor(np.asarray(pil.resize((pw, ph), Image.BICUBIC)))[None]
+        if flip:
+            x = torch.cat([x, x.flip(-1)])
+        maps = fn(x.to(device)).float()
+        maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
+        if flip:
+            maps = maps[:1] + maps[1:].flip(-1)
+        total = maps[0] if total is None else total + maps[0]
+    return total
+
+
+def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx):
+    """One TransCAM pass: the conv CAM (fg channels) refined by the summed attention, restricted
+    to the image's classes (fg_mask: (20,) 0/1)."""
+
+    def fn(x):
+        with amp_ctx():
+            out = model(x, need_attn=True)
+        cam = refine(out["cam"][:, 1:], out["attn"])
+        return cam * fg_mask.to(cam.device)[None, :, None, None]
+
+    return fn

@@ -1,0 +1,358 @@
+"""Typed, validated view of ``params.yaml``.
+
+``params.yaml`` holds every value; the dataclasses below only say what keys exist, their types and
+their allowed ranges. ``load_params`` fails before any work, naming the offending key, on an unknown
+key, a missing key, a wrong type or an impossible value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A parameter is unknown, missing or has an impossible value (the message names it)."""
+
+
+def _positive(key: str, value, allow_zero=False):
+    if value is None:
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if v < 0 or (v == 0 and not allow_zero):
+            raise ParamsError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass
+class Base:
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool  # bf16 autocast on CUDA; losses and CAM normalisation stay fp32
+    num_workers: int
+    bad_input: Literal["error", "skip"]
+
+    def check(self, p):
+        _positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
+
+
+@dataclass
+class MiniVOC:
+    num_train: int
+    num_val: int
+    num_test: int
+    num_aug: int
+    min_side: int
+    max_side: int
+
+    def check(self, p):
+        for k in ("num_train", "num_val", "min_side", "max_side"):
+            _positive(f"{p}.{k}", getattr(self, k))
+        for k in ("num_test", "num_aug"):
+            _positive(f"{p}.{k}", getattr(self, k), allow_zero=True)
+        if self.min_side > self.max_side:
+            raise ParamsError(f"{p}.min_side: {self.min_side} > max_side {self.max_side}")
+        if self.min_side < 64:
+            raise ParamsError(f"{p}.min_side: must be >= 64, got {self.min_side}")
+
+
+@dataclass
+class Data:
+    source: Literal["mini", "voc"]
+    root: str
+    download_dir: str
+    voc_urls: list[str]
+    voc_md5: str
+    sbd_urls: list[str]
+    sbd_md5: str
+    mini: MiniVOC
+
+    def check(self, p):
+        for k in ("voc_urls", "sbd_urls"):
+            if not getattr(self, k):
+                raise ParamsError(f"{p}.{k}: needs at least one URL")
+        for k in ("voc_md5", "sbd_md5"):
+            v = getattr(self, k)
+            if len(v) != 32 or any(c not in "0123456789abcdef" for c in v.lower()):
+                raise ParamsError(f"{p}.{k}: not an md5 hex digest: {v!r}")
+
+
+@dataclass
+class Model:
+    arch: str
+    pretrained: Optional[str]  # null, a local path, or an http(s) URL / gdrive://ID
+    pretrained_md5: Optional[str]
+    drop_path_rate: float
+
+    def check(self, p):
+        from bao.models import list_models
+
+        if self.arch not in list_models():
+            raise ParamsError(f"{p}.arch: unknown model {self.arch!r}; known: {list_models()}")
+        if not 0 <= self.drop_path_rate < 1:
+            raise ParamsError(f"{p}.drop_path_rate: must be in [0, 1), got {self.drop_path_rate}")
+
+
+@dataclass
+class Augment:
+    resize_long: list[int]  # RandomResizeLong(lo, hi), TransCAM train_TransCAM.py
+    crop_size: int
+    color_jitter: list[float]  # brightness, contrast, saturation, hue
+
+    def check(self, p):
+        if len(self.resize_long) != 2 or self.resize_long[0] > self.resize_long[1]:
+            raise ParamsError(f"{p}.resize_long: needs [lo, hi] with lo <= hi, got {self.resize_long}")
+        _positive(f"{p}.resize_long", self.resize_long)
+        if self.crop_size % 16:
+            raise ParamsError(f"{p}.crop_size: must be a multiple of 16 (token stride), got {self.crop_size}")
+        if len(self.color_jitter) != 4:
+            raise ParamsError(f"{p}.color_jitter: needs 4 values (b, c, s, h), got {self.color_jitter}")
+
+
+@dataclass
+class Optim:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    checkpoint_every: int  # steps between resume checkpoints
+
+    def check(self, p):
+        for k in ("epochs", "batch_size", "lr", "checkpoint_every"):
+            _positive(f"{p}.{k}", getattr(self, k))
+        _positive(f"{p}.weight_decay", self.weight_decay, allow_zero=True)
+
+
+@dataclass
+class TransCAM(Optim):
+    augment: Augment = None
+
+
+@dataclass
+class Cams:
+    scales: list[int]  # square sides (TransCAM) or long sides (keep_aspect)
+    keep_aspect: bool
+    flip: bool
+    thresholds: list[float]  # [start, stop, step] of the background-threshold sweep
+
+    def check(self, p):
+        if not self.scales:
+            raise ParamsError(f"{p}.scales: needs at least one scale")
+        for s in self.scales:
+            if s % 16 or s <= 0:
+                raise ParamsError(f"{p}.scales: each must be a positive multiple of 16, got {s}")
+        if len(self.thresholds) != 3 or self.thresholds[2] <= 0 or self.thresholds[0] >= self.thresholds[1]:
+            raise ParamsError(f"{p}.thresholds: needs [start, stop, step], got {self.thresholds}")
+
+
+@dataclass
+class Bao(Optim):
+    update: Literal["share", "ema", "share+ema", "amn"] = "share+ema"
+    variants: list[str] = field(default_factory=list)
+    label_smoothing: float = 0.4  # AMN --eps
+    head_lr_mult: float = 1.0
+    amn_fg_thres: float = 0.30
+    amn_bg_thres: float = 0.05
+    augment: Augment = None
+
+    def check(self, p):
+        super().check(p)
+        allowed = typing.get_args(typing.get_type_hints(Bao)["update"])
+        for v in self.variants:
+            if v not in allowed:
+                raise ParamsError(f"{p}.variants: unknown variant {v!r}; allowed {allowed}")
+        if self.update not in self.variants:
+            raise ParamsError(f"{p}.update: {self.update!r} must be one of {p}.variants {self.variants}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ParamsError(f"{p}.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.amn_bg_thres <= self.amn_fg_thres <= 1:
+            raise ParamsError(f"{p}.amn_bg_thres/amn_fg_thres: need 0 <= bg <= fg <= 1")
+
+
+@dataclass
+class Ema:
+    tau: float  # tau_base of the cosine schedule (BYOL); paper 0.9995
+    share_epochs: int  # share+ema: epochs of Share before EMA (paper: 1)
+
+    def check(self, p):
+        if not 0 <= self.tau <= 1:
+            raise ParamsError(f"{p}.tau: must be in [0, 1], got {self.tau}")
+        _positive(f"{p}.share_epochs", self.share_epochs, allow_zero=True)
+
+
+@dataclass
+class Seeds:
+    combine: Literal["am", "cam", "mean"]
+
+
+@dataclass
+class Crf:
+    unary: Literal["labels", "scores"]
+    gt_prob: float
+    gauss_sxy: float
+    gauss_compat: float
+    bilateral_sxy: float
+    bilateral_srgb: float
+    bilateral_compat: float
+    iterations: int
+
+    def check(self, p):
+        if not 0 < self.gt_prob < 1:
+            raise ParamsError(f"{p}.gt_prob: must be in (0, 1), got {self.gt_prob}")
+        _positive(f"{p}.iterations", self.iterations)
+
+
+@dataclass
+class Masks:
+    workers: int
+    crf: Crf
+
+    def check(self, p):
+        _positive(f"{p}.workers", self.workers)
+
+
+@dataclass
+class DeepLab:
+    arch: Literal["deeplabv2", "deeplabv3plus"]
+    backbone: str
+    pretrained: bool
+    output_stride: int
+    crop_size: int
+    scale_range: list[float]
+    batch_size: int
+    iterations: int
+    lr: float
+    head_lr_mult: float
+    momentum: float
+    weight_decay: float
+    poly_power: float
+    freeze_bn: bool
+    checkpoint_every: int
+    log_every: int
+
+    def check(self, p):
+        if self.output_stride not in (8, 16):
+            raise ParamsError(f"{p}.output_stride: must be 8 or 16, got {self.output_stride}")
+        for k in ("crop_size", "batch_size", "iterations", "lr", "checkpoint_every", "log_every"):
+            _positive(f"{p}.{k}", getattr(self, k))
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ParamsError(f"{p}.scale_range: needs [lo, hi] with 0 < lo <= hi")
+
+
+@dataclass
+class Evaluate:
+    split: str
+    scales: list[float]
+    flip: bool
+    use_crf: bool
+    crf: Crf
+
+    def check(self, p):
+        if not self.scales:
+            raise ParamsError(f"{p}.scales: needs at least one scale")
+        _positive(f"{p}.scales", self.scales)
+
+
+@dataclass
+class Report:
+    figure2_ids: list[str]
+    figure3_ids: list[str]
+    test_miou: Optional[float]  # a score from the VOC evaluation server, if any
+
+
+@dataclass
+class Params:
+    base: Base
+    data: Data
+    model: Model
+    transcam: TransCAM
+    cams: Cams
+    bao: Bao
+    ema: Ema
+    seeds: Seeds
+    masks: Masks
+    deeplab: DeepLab
+    evaluate: Evaluate
+    report: Report
+
+
+def _check_type(key: str, tp, value):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ParamsError(f"{key}: must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_type(key, args[0], value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{key}: must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported parameter type {tp} for {key}")
+
+
+def _build(cls, raw, prefix: str):
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{prefix or 'params'}: must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in raw:
+        if k not in names:
+            raise ParamsError(f"{prefix + '.' if prefix else ''}{k}: unknown parameter (known: {', '.join(names)})")
+    values = {}
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in raw:
+            raise ParamsError(f"{key}: missing parameter")
+        values[name] = _check_type(key, hints[name], raw[name])
+    obj = cls(**values)
+    if hasattr(obj, "check"):
+        obj.check(prefix)
+    return obj
+
+
+def parse_params(raw: dict) -> Params:
+    return _build(Params, raw, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: parameters file not found (run from the project root)") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    return parse_params(raw)
+
+
+def section_dict(obj) -> dict:
+    """A section as a plain dict, e.g. to hash it for resume checks."""
+    return dataclasses.asdict(obj)

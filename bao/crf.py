@@ -1,0 +1,42 @@
+"""Dense CRF (Krähenbühl & Koltun 2011) through pydensecrf.
+
+``crf_labels`` is crf_inference_label of the TransCAM/IRN code family (reference transcam.md §5:
+unary_from_labels with gt_prob, Gaussian and bilateral kernels, argmax after t iterations);
+``crf_probs`` starts from class probabilities (unary_from_softmax), as the DeepLab test's dense_crf.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pydensecrf.densecrf as dcrf
+from pydensecrf.utils import unary_from_labels, unary_from_softmax
+
+
+def _infer(image: np.ndarray, unary: np.ndarray, n: int, cfg) -> np.ndarray:
+    h, w = image.shape[:2]
+    d = dcrf.DenseCRF2D(w, h, n)
+    d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    d.addPairwiseGaussian(sxy=cfg.gauss_sxy, compat=cfg.gauss_compat)
+    d.addPairwiseBilateral(sxy=cfg.bilateral_sxy, srgb=cfg.bilateral_srgb,
+                           rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=cfg.bilateral_compat)
+    q = np.array(d.inference(cfg.iterations)).reshape(n, h, w)
+    return q
+
+
+def crf_labels(image: np.ndarray, labels: np.ndarray, cfg) -> np.ndarray:
+    """Refine a hard label map (class indices). Only the classes present take part, as IRN does."""
+    keys, compact = np.unique(labels, return_inverse=True)
+    if len(keys) == 1:
+        return labels.copy()
+    unary = unary_from_labels(compact.reshape(labels.shape), len(keys), gt_prob=cfg.gt_prob, zero_unsure=False)
+    q = _infer(image, unary, len(keys), cfg)
+    return keys[q.argmax(0)].astype(np.uint8)
+
+
+def crf_probs(image: np.ndarray, probs: np.ndarray, keys: np.ndarray, cfg) -> np.ndarray:
+    """Refine class probabilities ``probs`` (K,H,W) of classes ``keys``; returns class indices."""
+    if len(keys) == 1:
+        return np.full(probs.shape[1:], keys[0], np.uint8)
+    p = np.clip(probs.astype(np.float32), 1e-5, None)
+    p /= p.sum(0, keepdims=True)
+    q = _infer(image, unary_from_softmax(p), len(keys), cfg)
+    return np.asarray(keys)[q.argmax(0)].astype(np.uint8)

@@ -1,0 +1,222 @@
+"""Getting the real data: resumable download, md5 check, safe extraction, SBD conversion, splits.
+
+VOC 2012 (``VOCtrainval_11-May-2012.tar``) and SBD (``benchmark.tgz``) become one VOC2012 folder
+with ``SegmentationClassAug`` (from SBD ``dataset/cls/*.mat``, ``GTcls.Segmentation``) and the
+``train_aug`` list = (SBD train ∪ SBD val ∪ VOC train) − VOC val: 10,582 ids on the real data
+(reference amn.md, topic C).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from tqdm import tqdm
+
+from bao.data.voc import DataError, VOCDataset, build_label_file, check_mask, classes_in, load_image, split_path
+from bao.io import atomic_file, load_label_png, save_label_png
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+def md5sum(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part``, resuming with an HTTP Range request."""
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # already complete
+            return
+        raise
+    with resp:
+        if have and resp.status != 206:  # server ignored the range: start over
+            have = 0
+        total = resp.headers.get("Content-Length")
+        total = int(total) + have if total is not None else None
+        with open(part, "ab" if have else "wb") as f, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5], leave=False
+        ) as bar:
+            while True:
+                block = resp.read(1 << 20)
+                if not block:
+                    break
+                f.write(block)
+                bar.update(len(block))
+
+
+def download(urls: list[str], dest: Path, md5: str, timeout: float = 60.0) -> Path:
+    """Download ``dest`` from the first URL that works; resume a ``.part`` file; verify md5.
+
+    A wrong checksum deletes the download and raises, so nothing unverified is ever extracted.
+    """
+    dest = Path(dest)
+    if dest.exists() and md5sum(dest) == md5:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    errors = []
+    for url in urls:
+        try:
+            _fetch(url, part, timeout)
+            break
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            errors.append(f"{url}: {e}")
+    else:
+        raise DownloadError(f"{dest.name}: every URL failed (a re-run resumes the partial file):\n  "
+                            + "\n  ".join(errors))
+    got = md5sum(part)
+    if got != md5:
+        part.unlink()
+        raise DownloadError(f"{dest.name}: md5 mismatch (expected {md5}, got {got}); the download was "
+                            f"deleted. Check data.voc_urls / data.sbd_urls and the md5 params.")
+    part.replace(dest)
+    return dest
+
+
+def check_members(tar: tarfile.TarFile, archive: Path) -> None:
+    """Refuse absolute paths, '..' components, links that leave the tree and special files."""
+    for m in tar.getmembers():
+        p = PurePosixPath(m.name)
+        if p.is_absolute() or ".." in p.parts:
+            raise DataError(f"{archive}: unsafe member path {m.name!r} refused")
+        if m.issym() or m.islnk():
+            target = PurePosixPath(m.linkname)
+            resolved = target if m.islnk() else p.parent / target
+            if target.is_absolute() or ".." in PurePosixPath(*_normalise(resolved.parts)).parts:
+                raise DataError(f"{archive}: link {m.name!r} -> {m.linkname!r} points outside the archive; refused")
+        elif not (m.isfile() or m.isdir()):
+            raise DataError(f"{archive}: special file {m.name!r} refused")
+
+
+def _normalise(parts):
+    out = []
+    for part in parts:
+        if part == "..":
+            if not out:
+                return ("..",)
+            out.pop()
+        elif part not in (".", ""):
+            out.append(part)
+    return tuple(out) or (".",)
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract into ``dest`` after checking every member; a refused archive extracts nothing."""
+    try:
+        with tarfile.open(archive) as tar:
+            check_members(tar, archive)
+            dest.mkdir(parents=True, exist_ok=True)
+            tar.extractall(dest, filter="data")  # second line of defence (PEP 706)
+    except tarfile.TarError as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise DataError(f"{archive}: cannot extract: {e}") from None
+    return dest
+
+
+def read_list(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_split(path: Path, ids: list[str]) -> None:
+    with atomic_file(path, "w") as f:
+        f.write("".join(f"{i}\n" for i in ids))
+
+
+def compute_train_aug(sbd_ids: list[str], voc_train: list[str], voc_val: list[str]) -> list[str]:
+    """(SBD train ∪ SBD val ∪ VOC train) − VOC val, sorted: 10,582 ids on the real data."""
+    val = set(voc_val)
+    return sorted((set(sbd_ids) | set(voc_train)) - val)
+
+
+def convert_sbd(sbd_dataset: Path, out_dir: Path) -> list[str]:
+    """SBD ``cls/*.mat`` (``GTcls.Segmentation``) -> palette PNGs; returns the converted ids."""
+    from scipy.io import loadmat
+
+    ids = []
+    mats = sorted((sbd_dataset / "cls").glob("*.mat"))
+    if not mats:
+        raise DataError(f"{sbd_dataset / 'cls'}: no SBD .mat files found")
+    for mat in tqdm(mats, desc="SBD .mat -> png", leave=False):
+        try:
+            seg = loadmat(mat, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation
+        except Exception as e:
+            raise DataError(f"{mat}: not an SBD GTcls file ({e})") from None
+        save_label_png(out_dir / f"{mat.stem}.png", np.asarray(seg, dtype=np.uint8))
+        ids.append(mat.stem)
+    return ids
+
+
+def prepare_voc(root: Path, download_dir: Path, voc_urls, voc_md5, sbd_urls, sbd_md5) -> None:
+    """Download, verify, extract and convert VOC 2012 + SBD into ``root`` (built elsewhere, then moved)."""
+    voc_tar = download(voc_urls, download_dir / "VOCtrainval_11-May-2012.tar", voc_md5)
+    sbd_tgz = download(sbd_urls, download_dir / "benchmark.tgz", sbd_md5)
+    work = root.with_name(root.name + ".extract")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        safe_extract(voc_tar, work / "voc")
+        safe_extract(sbd_tgz, work / "sbd")
+        voc = work / "voc" / "VOCdevkit" / "VOC2012"
+        sbd = work / "sbd" / "benchmark_RELEASE" / "dataset"
+        for p in (voc / "JPEGImages", split_path(voc, "train"), sbd / "cls"):
+            if not p.exists():
+                raise DataError(f"{p}: expected by the VOC/SBD archive layout but missing")
+        convert_sbd(sbd, voc / "SegmentationClassAug")
+        sbd_ids = read_list(sbd / "train.txt") + read_list(sbd / "val.txt")
+        train = read_list(split_path(voc, "train"))
+        val = read_list(split_path(voc, "val"))
+        write_split(split_path(voc, "train_aug"), compute_train_aug(sbd_ids, train, val))
+        shutil.move(str(voc), str(root))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def validate(root: Path, splits: list[str], policy: str) -> dict:
+    """Check every listed file; with policy 'skip', drop bad ids from the split lists and count them.
+
+    Checks: image present and decodable RGB; mask values in 0-20/255; mask size = image size;
+    at least one foreground class in a training image.
+    """
+    report = {"skipped": {}, "counts": {}}
+    for split in splits:
+        if not split_path(root, split).exists():
+            continue
+        ds = VOCDataset(root, split, masks="aug" if split == "train_aug" else ("gt" if split != "test" else None))
+        keep = []
+        for image_id in tqdm(ds.ids, desc=f"check {split}", leave=False):
+            try:
+                img = ds.load_image(image_id)
+                if ds.masks is not None:
+                    mask = ds.load_mask(image_id, img.shape[:2])
+                    if split == "train_aug" and not classes_in(mask):
+                        raise DataError(f"{ds.mask_path(image_id)}: no foreground class in a training image")
+                keep.append(image_id)
+            except DataError as e:
+                if policy == "error":
+                    raise
+                report["skipped"][image_id] = str(e)
+        if not keep:
+            raise DataError(f"{split_path(root, split)}: no usable image in split '{split}'")
+        if len(keep) != len(ds.ids):
+            write_split(split_path(root, split), keep)
+        report["counts"][split] = len(keep)
+    build_label_file(root)
+    return report
+
+
+__all__ = ["download", "safe_extract", "convert_sbd", "compute_train_aug", "prepare_voc", "validate",
+           "check_mask", "load_image", "load_label_png", "DownloadError"]

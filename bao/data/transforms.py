@@ -1,0 +1,116 @@
+"""Training augmentation (TransCAM train_TransCAM.py order): RandomResizeLong -> flip -> ColorJitter
+-> normalise -> RandomCrop (zero padding after normalisation).
+
+Randomness comes from ``numpy.random.default_rng((seed, epoch, index))`` per sample, so a batch is
+the same whatever the number of workers or processes, and a resumed run sees the same crops.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from bao.cam import to_tensor
+from bao.data.voc import VOCDataset
+
+
+class TrainCrops(torch.utils.data.Dataset):
+    """Augmented square crops of a split with image-level labels (and, optionally, extra label maps
+    cropped identically, e.g. fixed pseudo-labels: ``extra(image_id) -> HxW uint8``)."""
+
+    def __init__(self, ds: VOCDataset, resize_long, crop_size, color_jitter, seed: int, extra=None):
+        self.ds = ds
+        self.lo, self.hi = resize_long
+        self.crop = crop_size
+        self.jitter = color_jitter
+        self.seed = seed
+        self.epoch = 0
+        self.extra = extra
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image_id = self.ds.ids[index]
+        img = Image.fromarray(self.ds.load_image(image_id))
+        extra = self.extra(image_id) if self.extra else None
+        # RandomResizeLong(lo, hi), bicubic
+        long = int(rng.integers(self.lo, self.hi + 1))
+        w, h = img.size
+        r = long / max(w, h)
+        size = (max(1, round(w * r)), max(1, round(h * r)))
+        img = img.resize(size, Image.BICUBIC)
+        if extra is not None:
+            extra = np.asarray(Image.fromarray(extra).resize(size, Image.NEAREST))
+        if rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            extra = extra[:, ::-1] if extra is not None else None
+        b, c, s, hue = self.jitter
+        # ColorJitter (torchvision's factor ranges), applied in torchvision's default order
+        if b:
+            img = TF.adjust_brightness(img, rng.uniform(max(0, 1 - b), 1 + b))
+        if c:
+            img = TF.adjust_contrast(img, rng.uniform(max(0, 1 - c), 1 + c))
+        if s:
+            img = TF.adjust_saturation(img, rng.uniform(max(0, 1 - s), 1 + s))
+        if hue:
+            img = TF.adjust_hue(img, rng.uniform(-hue, hue))
+        x = to_tensor(np.asarray(img))
+        # RandomCrop with zero padding (after normalisation) when the image is smaller than the crop
+        _, h, w = x.shape
+        ch, cw = max(h - self.crop, 0), max(w - self.crop, 0)
+        ph, pw = max(self.crop - h, 0), max(self.crop - w, 0)
+        y0, x0 = int(rng.integers(0, ch + 1)), int(rng.integers(0, cw + 1))
+        oy, ox = int(rng.integers(0, ph + 1)), int(rng.integers(0, pw + 1))
+        out = torch.zeros(3, self.crop, self.crop)
+        valid = torch.zeros(self.crop, self.crop, dtype=torch.bool)
+        hh, ww = min(h, self.crop), min(w, self.crop)
+        out[:, oy:oy + hh, ox:ox + ww] = x[:, y0:y0 + hh, x0:x0 + ww]
+        valid[oy:oy + hh, ox:ox + ww] = True
+        item = {"image": out, "label": torch.from_numpy(self.ds.label(image_id)), "valid": valid, "index": index}
+        if extra is not None:
+            lab = torch.full((self.crop, self.crop), 255, dtype=torch.long)
+            lab[oy:oy + hh, ox:ox + ww] = torch.from_numpy(np.ascontiguousarray(extra[y0:y0 + hh, x0:x0 + ww])).long()
+            item["extra"] = lab
+        return item
+
+
+class SegCrops(torch.utils.data.Dataset):
+    """Segmentation training crops: random scale, flip, crop with padding (image 0 after
+    normalisation, label 255). ``label_fn(image_id) -> HxW uint8`` gives the (pseudo-)labels."""
+
+    def __init__(self, ds: VOCDataset, label_fn, crop_size: int, scale_range, seed: int):
+        self.ds, self.label_fn, self.crop, self.scales, self.seed = ds, label_fn, crop_size, scale_range, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        image_id = self.ds.ids[index]
+        img = Image.fromarray(self.ds.load_image(image_id))
+        lab = Image.fromarray(self.label_fn(image_id))
+        s = rng.uniform(*self.scales)
+        size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+        img, lab = img.resize(size, Image.BILINEAR), lab.resize(size, Image.NEAREST)
+        if rng.random() < 0.5:
+            img, lab = img.transpose(Image.FLIP_LEFT_RIGHT), lab.transpose(Image.FLIP_LEFT_RIGHT)
+        x = to_tensor(np.asarray(img))
+        y = torch.from_numpy(np.asarray(lab, dtype=np.int64).copy())
+        _, h, w = x.shape
+        out = torch.zeros(3, self.crop, self.crop)
+        tgt = torch.full((self.crop, self.crop), 255, dtype=torch.long)
+        y0, x0 = int(rng.integers(0, max(h - self.crop, 0) + 1)), int(rng.integers(0, max(w - self.crop, 0) + 1))
+        hh, ww = min(h, self.crop), min(w, self.crop)
+        out[:, :hh, :ww] = x[:, y0:y0 + hh, x0:x0 + ww]
+        tgt[:hh, :ww] = y[y0:y0 + hh, x0:x0 + ww]
+        return {"image": out, "target": tgt, "index": index}

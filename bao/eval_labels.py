@@ -1,0 +1,130 @@
+"""Score a folder of predictions against a split's ground truth (as TransCAM's evaluation.py).
+
+    python -m bao.eval_labels PRED_DIR --root VOC_ROOT --split train [--json OUT]
+
+* label PNGs (``<id>.png``, class indices, 255 ignored in the ground truth): mIoU and per-class IoU;
+* CAM files (``<id>.npz`` with ``keys`` (foreground class indices) and ``cams`` (K,H,W), or ``<id>.npy``
+  with a dense (20,H,W) foreground array): a background-threshold sweep, each pixel's label being
+  argmax over [t, CAMs] (TransCAM evaluation.py l.32), reporting the best threshold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bao.data.voc import CLASSES, DataError, VOCDataset
+from bao.io import load_label_png, load_npz, write_json
+from bao.metrics import ConfusionMatrix
+
+
+def _gt(ds: VOCDataset, image_id: str, shape) -> np.ndarray:
+    return ds.load_mask(image_id, shape)
+
+
+def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[str] | None = None) -> dict:
+    pred_dir = Path(pred_dir)
+    ds = VOCDataset(root, split, masks="gt", ids=ids)
+    cm = ConfusionMatrix(len(CLASSES))
+    for image_id in ds.ids:
+        path = pred_dir / f"{image_id}.png"
+        if not path.exists():
+            raise DataError(f"{path}: prediction for '{image_id}' (split {split}) not found")
+        pred = load_label_png(path)
+        gt = _gt(ds, image_id, None)
+        if pred.shape != gt.shape:
+            raise DataError(f"{path}: prediction size {pred.shape[::-1]} != ground truth {gt.shape[::-1]}")
+        if pred[pred != 255].max(initial=0) >= len(CLASSES):
+            raise DataError(f"{path}: prediction has class indices above {len(CLASSES) - 1}")
+        cm.update(np.where(pred == 255, 0, pred), gt)  # an ignored prediction counts as background
+    return {"split": split, "images": len(ds), **cm.summary(CLASSES)}
+
+
+def load_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, cams): foreground class indices (1..20) and their maps (K,H,W) float32."""
+    if path.suffix == ".npz":
+        z = load_npz(path)
+        return z["keys"].astype(np.int64), z["cams"].astype(np.float32)
+    dense = np.load(path, allow_pickle=False).astype(np.float32)
+    if dense.ndim != 3 or dense.shape[0] != len(CLASSES) - 1:
+        raise DataError(f"{path}: expected a (20, H, W) foreground CAM array, got shape {dense.shape}")
+    return np.arange(1, len(CLASSES)), dense
+
+
+def cam_to_label(keys: np.ndarray, cams: np.ndarray, threshold: float) -> np.ndarray:
+    """argmax over [t, CAMs]; ties go to background (the first channel), as np.argmax."""
+    if len(keys) == 0:
+        return np.zeros(cams.shape[1:], np.uint8)
+    best = cams.argmax(0)
+    return np.where(cams.max(0) > threshold, keys[best], 0).astype(np.uint8)
+
+
+def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, ids: list[str] | None = None) -> dict:
+    """mIoU for each background threshold; returns the curve and the best point."""
+    cam_dir = Path(cam_dir)
+    ds = VOCDataset(root, split, masks="gt", ids=ids)
+    thresholds = [round(float(t), 6) for t in thresholds]
+    cms = [ConfusionMatrix(len(CLASSES)) for _ in thresholds]
+    for image_id in ds.ids:
+        path = next((p for p in (cam_dir / f"{image_id}.npz", cam_dir / f"{image_id}.npy") if p.exists()), None)
+        if path is None:
+            raise DataError(f"{cam_dir / image_id}.npz: CAM for '{image_id}' (split {split}) not found")
+        keys, cams = load_cam(path)
+        gt = _gt(ds, image_id, None)
+        if cams.shape[1:] != gt.shape:
+            raise DataError(f"{path}: CAM size {cams.shape[1:][::-1]} != ground truth {gt.shape[::-1]}")
+        keep = gt != 255
+        g = gt[keep].astype(np.int64)
+        if len(keys):
+            mx = cams.max(0)[keep]
+            cls = keys[cams.argmax(0)[keep]]
+        for t, cm in zip(thresholds, cms):
+            p = np.where(mx > t, cls, 0) if len(keys) else np.zeros_like(g)
+            cm.hist += np.bincount(21 * g + p, minlength=21 * 21).reshape(21, 21)
+    curve = [{"threshold": t, "miou": cm.summary()["miou"]} for t, cm in zip(thresholds, cms)]
+    best = max(range(len(curve)), key=lambda i: curve[i]["miou"])
+    return {"split": split, "images": len(ds), "best_threshold": curve[best]["threshold"],
+            "miou": curve[best]["miou"], "best": cms[best].summary(CLASSES), "curve": curve}
+
+
+def threshold_range(start: float, stop: float, step: float) -> list[float]:
+    return [round(v, 6) for v in np.arange(start, stop - 1e-9, step)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bao.eval_labels", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pred_dir")
+    ap.add_argument("--root", required=True, help="VOC2012 folder (with SegmentationClass, ImageSets)")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--thresholds", nargs=3, type=float, default=[0.0, 0.6, 0.01], metavar=("START", "STOP", "STEP"),
+                    help="background-threshold sweep for CAM files (default 0.00-0.59 step 0.01)")
+    ap.add_argument("--json", help="write the result here")
+    args = ap.parse_args(argv)
+    pred_dir = Path(args.pred_dir)
+    try:
+        if not pred_dir.is_dir():
+            raise DataError(f"{pred_dir}: not a folder")
+        if any(pred_dir.glob("*.png")):
+            res = score_labels(pred_dir, args.root, args.split)
+            iou = res["iou"]
+        else:
+            res = score_cams(pred_dir, args.root, args.split, threshold_range(*args.thresholds))
+            iou = res["best"]["iou"]
+            print(f"best background threshold: {res['best_threshold']:.2f}")
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, v in iou.items():
+        print(f"{name:>12s}: {'  n/a' if v is None else f'{100 * v:5.1f}'}")
+    print(f"{'mIoU':>12s}: {100 * res['miou']:5.2f}  ({res['images']} images, split {args.split})")
+    if args.json:
+        write_json(args.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

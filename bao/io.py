@@ -1,0 +1,136 @@
+"""Atomic outputs and label-PNG I/O.
+
+Every stage writes through these helpers, so a failed, killed or disk-full stage leaves either the
+previous complete output or nothing, never a half-written file that DVC would record.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def voc_palette() -> list[int]:
+    """The PASCAL VOC colour map (bit-interleaved class index), 256 RGB entries."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+_PALETTE = voc_palette()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "wb"):
+    """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_file(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_file(path, "w") as f:
+        f.write(text)
+
+
+def params_hash(*parts) -> str:
+    """A short, stable hash of JSON-able values (params sections, file hashes)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, resume_key: str | None = None):
+    """Build a directory in ``<path>.partial`` and swap it in only when the block succeeds.
+
+    With ``resume_key``, a ``.partial`` left by an interrupted run with the same key is reused, so
+    per-item work already written there can be skipped; any other leftover is discarded.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    stamp = partial / ".resume_key"
+    if partial.exists():
+        same = resume_key is not None and stamp.exists() and stamp.read_text() == resume_key
+        if not same:
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    if resume_key is not None:
+        stamp.write_text(resume_key)
+    yield partial
+    with contextlib.suppress(FileNotFoundError):
+        stamp.unlink()
+    if path.exists():
+        old = path.with_name(path.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(partial, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, path)
+
+
+def save_label_png(path: str | Path, label: np.ndarray) -> None:
+    """Save a class-index map as a VOC palette PNG (255 = ignore), atomically."""
+    img = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
+    img.putpalette(_PALETTE)
+    with atomic_file(path) as f:
+        img.save(f, format="PNG")
+
+
+def load_label_png(path: str | Path) -> np.ndarray:
+    """Read a label PNG as class indices (palette PNGs keep indices; 'L' PNGs are read as-is)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L"):
+                raise ValueError(f"{path}: label PNG must be palette or greyscale, got mode {img.mode}")
+            return np.array(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise
+    except ValueError:
+        raise
+    except Exception as e:  # truncated or not a PNG
+        raise ValueError(f"{path}: cannot read label PNG: {e}") from None
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
+
+
+def load_npz(path: str | Path) -> dict:
+    """Load arrays saved by ``save_npz``; pickled objects are refused (untrusted files)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

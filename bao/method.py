@@ -1,0 +1,125 @@
+"""BAO: online/target networks, threshold-free pseudo-labels, L_pcl and the target update (BAO.md §3)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bao.cam import max_norm, minmax_norm, refine
+from bao.models.conformer import _init_weights
+
+NUM_FG = 20
+
+
+class BAONet(nn.Module):
+    """Conformer + TransCAM heads + AMN-style label-conditioned activation-map head (BAO.md §3.2).
+
+    The multi-hot label is embedded by a linear layer to the CNN feature's C channels and multiplied
+    in channel-wise (AMN net/resnet50_amn.py: ``x * label_enc(y)``); a 3x3 conv maps it to S = 21
+    channels, background included; the map is refined by the network's own attention (eq. 5).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 21):
+        super().__init__()
+        self.backbone = backbone
+        c = backbone.out_channels
+        self.label_enc = nn.Linear(num_classes - 1, c)
+        self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
+        for m in (self.label_enc, self.am_head):
+            _init_weights(m)
+        nn.init.normal_(self.am_head.weight, 0, 0.01)  # AMN initialises its classifier with N(0, 0.01)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> dict:
+        out = self.backbone(x, need_attn=True)
+        f = out["feat"] * self.label_enc(label)[:, :, None, None]
+        out["am_raw"] = self.am_head(f)
+        out["am"] = refine(out["am_raw"], out["attn"])  # AM_o = A*_o . AM (eq. 5 applied to the AM)
+        return out
+
+
+def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Target scores [M_bg*, M_fg*] (B, 21, h, w) from the refined foreground CAM (BAO.md eq. 6).
+
+    Project decisions (BAO.md §3.1): ReLU and per-class max-normalisation before eq. 6; classes absent
+    from the image label take no part (score -inf, also excluded from the max of eq. 6).
+    """
+    present = label[:, :, None, None] > 0
+    fg = max_norm(cam_fg_refined) * present
+    bg = 1.0 - fg.amax(dim=1, keepdim=True)  # eq. 6
+    fg = fg.masked_fill(~present, float("-inf"))
+    return torch.cat([bg, fg], dim=1)
+
+
+def pseudo_labels(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """p_t = argmax of eq. 6's scores over background + the image's classes: no threshold."""
+    return eq6_scores(cam_fg_refined, label).argmax(dim=1)
+
+
+def pcl_loss(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """AMN's per-pixel classification loss (reference amn.md A2, step/train_amn.py): cross-entropy
+    against label-smoothed targets (1-eps on the pseudo class, eps/(C-1) elsewhere), averaged over
+    background pixels and over foreground pixels separately, then (bg + fg) / 2; 255 is ignored."""
+    c = logits.shape[1]
+    logp = F.log_softmax(logits.float(), dim=1)
+    valid = target != 255
+    t = target.clamp(max=c - 1)
+    smooth = torch.full_like(logp, eps / (c - 1)).scatter_(1, t[:, None], 1.0 - eps)
+    per_pixel = -(logp * smooth).sum(1)
+    bg = valid & (target == 0)
+    fg = valid & (target > 0)
+    loss_bg = per_pixel[bg].mean() if bg.any() else per_pixel.sum() * 0
+    loss_fg = per_pixel[fg].mean() if fg.any() else per_pixel.sum() * 0
+    return (loss_bg + loss_fg) / 2
+
+
+def cosine_tau(step: int, total_steps: int, tau_base: float) -> float:
+    """BYOL's schedule: tau = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2, from tau_base to 1."""
+    k = min(max(step, 0), total_steps)
+    return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / max(total_steps, 1)) + 1.0) / 2.0
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """theta <- tau * theta + (1 - tau) * omega for parameters and float buffers (BN running
+    statistics); integer buffers (num_batches_tracked) are copied."""
+    t_state = target.state_dict()
+    for k, v in online.state_dict().items():
+        if v.dtype.is_floating_point:
+            t_state[k].mul_(tau).add_(v.detach(), alpha=1.0 - tau)
+        else:
+            t_state[k].copy_(v)
+
+
+@torch.no_grad()
+def share(target: nn.Module, online: nn.Module) -> None:
+    """theta <- omega."""
+    ema_update(target, online, 0.0)
+
+
+def update_mode(update: str, epoch: int, share_epochs: int) -> str:
+    """Which update applies during ``epoch`` (0-based): 'share', 'ema' or 'none' (amn: no target)."""
+    if update == "share+ema":
+        return "share" if epoch < share_epochs else "ema"
+    return {"share": "share", "ema": "ema", "amn": "none"}[update]
+
+
+def combine_seed_scores(am_logits: torch.Tensor, cam_fg: torch.Tensor, label: torch.Tensor, combine: str) -> torch.Tensor:
+    """Seed scores (21, H, W) from the target's activation map and refined foreground CAM (BAO.md §3.5).
+
+    am: softmax over background + the image's classes; cam: eq. 6 on the min-max normalised CAM;
+    mean (project default): the normalised foreground channels of both averaged, background from AM.
+    Absent classes are -inf, so the seed is a plain argmax: no threshold.
+    """
+    present = torch.cat([torch.ones(1, dtype=torch.bool), label > 0])[:, None, None]
+    if combine == "cam":
+        fg = minmax_norm(cam_fg) * present[1:]
+        scores = torch.cat([1.0 - fg.amax(0, keepdim=True), fg])  # eq. 6
+        return scores.masked_fill(~present, float("-inf"))
+    prob = am_logits.float().masked_fill(~present, float("-inf")).softmax(0)
+    if combine == "am":
+        return prob.masked_fill(~present, float("-inf"))
+    fg = (max_norm(prob[1:]) + minmax_norm(cam_fg)) / 2
+    scores = torch.cat([prob[:1], fg])
+    return scores.masked_fill(~present, float("-inf"))

@@ -1,0 +1,131 @@
+"""Table 1 and the figures, from the metric files (and, for the qualitative figures, the outputs)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bao.io import atomic_file, voc_palette, write_text  # noqa: E402
+
+# BAO.md §5, Table 1: the paper's numbers (mIoU %), quoted, never computed here
+PAPER = {
+    "TransCAM": {"post": "PSA + CRF", "seed": 64.9, "mask": 70.2, "val": 69.3, "test": 69.6},
+    "SeCo (CVPR 2024)": {"post": "CRF", "seed": 74.8, "mask": 76.5, "val": 74.0, "test": 73.8},
+    "BAO": {"post": "CRF", "seed": 75.5, "mask": 77.4, "val": 74.1, "test": 74.6},
+}
+VARIANT_NAMES = {"amn": "TransCAM+AMN", "share": "TransCAM+BAO (Share)", "ema": "TransCAM+BAO (EMA)",
+                 "share+ema": "TransCAM+BAO (Share+EMA)"}
+_PAL = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
+
+
+def _read(path: str | Path) -> dict | None:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pct(m: dict | None, key: str = "miou") -> float | None:
+    return None if m is None else round(100 * m[key], 1)
+
+
+def table1(metrics_dir: str | Path = "metrics", test_miou: float | None = None) -> pd.DataFrame:
+    """Reproduced numbers beside the paper's. Reproduced cells come from metric files only."""
+    m = Path(metrics_dir)
+    rows = [
+        ("TransCAM", "threshold + CRF", _pct(_read(m / "transcam_seed.json")), _pct(_read(m / "transcam_mask.json")),
+         None, None),
+        ("SeCo (CVPR 2024)", "CRF", None, None, None, None),
+        ("BAO", "CRF", _pct(_read(m / "seed.json")), _pct(_read(m / "mask.json")),
+         _pct(_read(m / "segmentation.json")), test_miou),
+    ]
+    out = []
+    for name, post, seed, mask, val, test in rows:
+        p = PAPER[name]
+        out.append({"method": name, "post-processing": post, "seed": seed, "mask": mask, "val": val, "test": test,
+                    "paper post-processing": p["post"], "paper seed": p["seed"], "paper mask": p["mask"],
+                    "paper val": p["val"], "paper test": p["test"]})
+    return pd.DataFrame(out)
+
+
+def table1_markdown(df: pd.DataFrame, note: str) -> str:
+    cols = ["seed", "mask", "val", "test"]
+
+    def cell(v):
+        return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.1f}"
+
+    lines = ["| Method | Post-processing | Seed | Mask | val | test | paper: Seed | Mask | val | test |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in df.iterrows():
+        repro = " | ".join(cell(r[c]) for c in cols)
+        paper = " | ".join(cell(r[f"paper {c}"]) for c in cols)
+        lines.append(f"| {r['method']} | {r['post-processing']} | {repro} | {paper} |")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def colorize(label: np.ndarray) -> np.ndarray:
+    return _PAL[label]
+
+
+def save_fig(fig, path: str | Path) -> None:
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def figure4(metrics_dir: str | Path, variants: list[str], transcam_best: float | None, path: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for v in variants:
+        p = Path(metrics_dir) / "bao" / f"{v}.csv"
+        if p.exists():
+            df = pd.read_csv(p)
+            ax.plot(df["epoch"], 100 * df["seed_miou"], marker="o", label=VARIANT_NAMES.get(v, v))
+    if transcam_best is not None:
+        ax.axhline(100 * transcam_best, color="grey", ls="--", lw=1, label="TransCAM (best threshold)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("seed mIoU on train (%)")
+    ax.set_title("Figure 4: target-model seed mIoU per epoch")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_fig(fig, path)
+
+
+def threshold_figure(curve_csv: str | Path, bao_seed: float | None, path: str | Path) -> None:
+    df = pd.read_csv(curve_csv)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(df["threshold"], 100 * df["miou"], label="TransCAM seed vs background threshold")
+    best = df["miou"].idxmax()
+    ax.scatter([df["threshold"][best]], [100 * df["miou"][best]], color="C0", zorder=3)
+    if bao_seed is not None:
+        ax.axhline(100 * bao_seed, color="C3", ls="--", label="BAO seed (no threshold)")
+    ax.set_xlabel("background threshold t")
+    ax.set_ylabel("seed mIoU on train (%)")
+    ax.set_title("A threshold must be tuned on ground truth; BAO needs none")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_fig(fig, path)
+
+
+def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Path, suptitle: str) -> None:
+    n, k = len(rows), len(titles)
+    fig, axes = plt.subplots(n, k, figsize=(2.2 * k, 2.0 * n), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            ax = axes[i][j]
+            ax.imshow(img, cmap="jet" if img.ndim == 2 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=9)
+    fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    save_fig(fig, path)
+
+
+def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str) -> None:
+    write_text(md_path, table1_markdown(df, note))
+    write_text(csv_path, df.to_csv(index=False))

@@ -1,0 +1,150 @@
+"""Device, mixed precision, seeding, distributed data parallel and resumable checkpoints."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from bao.io import atomic_file, write_json
+
+
+def select_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("base.device: cuda requested but no CUDA device is available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def amp_context(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA; a no-op elsewhere. Callers compute losses/normalisation in fp32."""
+    if enabled and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Dist:
+    """Process group facts; world 1 when not launched by torchrun."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def init(cls, device: torch.device) -> "Dist":
+        world = int(os.environ.get("WORLD_SIZE", 1))
+        if world == 1:
+            return cls()
+        if not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), world)
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """Shuffled global batches (drop_last), each split into equal per-rank slices: the union over
+    ranks of a step's samples is the same global batch whatever the world size."""
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+    if n < batch_size:
+        raise ValueError(f"the split has {n} images, fewer than batch_size {batch_size}")
+    order = np.random.default_rng((seed, epoch, 7)).permutation(n)
+    per = batch_size // world
+    return [order[b * batch_size + rank * per: b * batch_size + (rank + 1) * per].tolist()
+            for b in range(n // batch_size)]
+
+
+def make_loader(dataset, batches: list[list[int]], num_workers: int):
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                       persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+class Checkpointer:
+    """Resume checkpoints in a DVC-persisted folder.
+
+    ``key`` hashes the stage's params and inputs: a checkpoint written under another key is stale
+    (a params change starts fresh) and is deleted. ``finish`` removes the checkpoint, so a finished
+    stage leaves nothing a new run could mistake for its own.
+    """
+
+    def __init__(self, folder: str | Path, key: str, enabled: bool = True):
+        self.folder = Path(folder)
+        self.key = key
+        self.enabled = enabled
+        self.path = self.folder / "last.pt"
+
+    def load(self):
+        if not self.path.exists():
+            return None
+        from bao.models.weights import safe_load
+
+        state = safe_load(self.path)
+        if state.get("key") != self.key:
+            print(f"[resume] {self.path}: written for other params/inputs; starting fresh")
+            self.path.unlink()
+            return None
+        print(f"[resume] continuing from {self.path} (step {state['step']})")
+        return state
+
+    def save(self, state: dict) -> None:
+        if not self.enabled:
+            return
+        with atomic_file(self.path) as f:
+            torch.save({**state, "key": self.key}, f)
+
+    def finish(self) -> None:
+        if not self.enabled:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self.path.unlink()
+        write_json(self.folder / "status.json", {"finished": True, "key": self.key})
+
+    @staticmethod
+    def clear(folder: str | Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def rng_state() -> dict:
+    """Only torch's RNG matters (drop path); augmentation draws from per-sample seeded generators."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model

@@ -1,0 +1,128 @@
+"""The epoch loop shared by the training stages: distributed batches, mixed precision, progress bar,
+resume checkpoints every N steps, per-epoch history."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from bao.runtime import (Checkpointer, Dist, amp_context, batch_indices, make_loader, rng_state, seed_everything,
+                         select_device, set_rng_state, unwrap)
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    dist: Dist
+    amp: Callable
+    num_workers: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, base) -> "Runtime":
+        device = select_device(base.device)
+        d = Dist.init(device)
+        seed_everything(base.seed)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        return cls(device, d, amp_context(device, base.amp), base.num_workers, base.seed)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.dist.world > 1:
+            if self.device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return model
+
+
+@dataclass
+class Loop:
+    """Runs ``epochs`` over ``dataset``; ``step(batch) -> dict of float losses`` does forward,
+    backward and optimiser step. Hooks: ``after_step(step, epoch)``, ``end_epoch(epoch) -> dict``."""
+
+    rt: Runtime
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    dataset: torch.utils.data.Dataset
+    batch_size: int
+    epochs: int
+    ckpt: Checkpointer
+    checkpoint_every: int
+    step: Callable[[dict], dict]
+    desc: str
+    after_step: Callable | None = None
+    end_epoch: Callable | None = None
+    extra_state: dict = field(default_factory=dict)  # name -> module/object with state_dict()
+
+    def state(self, epoch: int, step: int, batch_in_epoch: int, history: list, sums: dict) -> dict:
+        return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "extra": {k: v.state_dict() for k, v in self.extra_state.items()},
+                "epoch": epoch, "step": step, "batch": batch_in_epoch, "history": history, "sums": sums,
+                "rng": rng_state()}
+
+    def run(self, start_hook: Callable | None = None) -> list[dict]:
+        rt = self.rt
+        history: list[dict] = []
+        epoch, step, skip = 0, 0, 0
+        sums: dict[str, float] = {}
+        state = self.ckpt.load()
+        if state is not None:
+            unwrap(self.model).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            for k, v in self.extra_state.items():
+                v.load_state_dict(state["extra"][k])
+            epoch, step, skip, history = state["epoch"], state["step"], state["batch"], state["history"]
+            sums = state["sums"]
+            set_rng_state(state["rng"])
+        elif start_hook is not None:
+            row = start_hook()
+            if row is not None:
+                history.append(row)
+        while epoch < self.epochs:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            batches = batch_indices(len(self.dataset), self.batch_size, rt.seed, epoch, rt.dist.rank, rt.dist.world)
+            loader = make_loader(self.dataset, batches[skip:], rt.num_workers)
+            self.model.train()
+            bar = tqdm(loader, total=len(batches) - skip, desc=f"{self.desc} {epoch + 1}/{self.epochs}",
+                       disable=not rt.dist.main, leave=False)
+            for b, batch in enumerate(bar, start=skip):
+                losses = self.step(batch)
+                for k, v in losses.items():
+                    if not math.isfinite(v):
+                        raise FloatingPointError(f"{self.desc}: loss {k} is {v} at step {step}")
+                    sums[k] = sums.get(k, 0.0) + v
+                step += 1
+                if self.after_step is not None:
+                    self.after_step(step, epoch)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+                if step % self.checkpoint_every == 0 and rt.dist.main:
+                    self.ckpt.save(self.state(epoch, step, b + 1, history, sums))
+            row = {"epoch": epoch + 1, "step": step, **{k: v / len(batches) for k, v in sums.items()}}
+            skip, sums = 0, {}
+            epoch += 1
+            if self.end_epoch is not None:
+                row.update(self.end_epoch(epoch) or {})
+            history.append(row)
+            if rt.dist.main:
+                print(f"[{self.desc}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in row.items()))
+                self.ckpt.save(self.state(epoch, step, 0, history, sums))
+        return history
+
+
+class StepLog:
+    """Rows logged every few steps; checkpointed with the run so a resumed log is complete."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])

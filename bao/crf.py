@@ -17,7 +17,7 @@ def _infer(image: np.ndarray, unary: np.ndarray, n: int, cfg) -> np.ndarray:
     d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     d.addPairwiseGaussian(sxy=cfg.gauss_sxy, compat=cfg.gauss_compat)
     d.addPairwiseBilateral(sxy=cfg.bilateral_sxy, srgb=cfg.bilateral_srgb,
-                           rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=cfg.bilateral_compat)
+                           rgbim=np.array(image, dtype=np.uint8, order="C"), compat=cfg.bilateral_compat)
     q = np.array(d.inference(cfg.iterations)).reshape(n, h, w)
     return q
 

@@ -6,8 +6,17 @@ import torch
 
 from bao.cam import multi_scale, refine
 from bao.data import CLASSES, VOCDataset
-from bao.method import combine_seed_scores
+from bao.method import BAONet, combine_seed_scores
 from bao.metrics import ConfusionMatrix
+from bao.models import create_model
+from bao.models.weights import safe_load
+
+
+def load_target(arch: str, path, device) -> BAONet:
+    """A trained BAO target (or the amn online model) in eval mode."""
+    net = BAONet(create_model(arch, num_classes=21))
+    net.load_state_dict(safe_load(path))
+    return net.to(device).eval()
 
 
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:

@@ -16,25 +16,16 @@ from bao.data import VOCDataset
 from bao.eval_labels import score_labels
 from bao.infer import run_split
 from bao.io import atomic_dir, params_hash, save_label_png, save_npz, write_json
-from bao.method import BAONet
-from bao.models import create_model
-from bao.models.weights import safe_load
 from bao.runtime import amp_context, select_device
-from bao.seeds import seed_scores
+from bao.seeds import load_target, seed_scores
 from bao.stage import main
 
 OUT = Path("seeds/bao")
 
 
-def load_target(params, device):
-    net = BAONet(create_model(params.model.arch, num_classes=21))
-    net.load_state_dict(safe_load(Path("models/bao") / params.bao.update / "target.pt"))
-    return net.to(device).eval()
-
-
 def make_work(params, out_dir):
     device = select_device(params.base.device)
-    model = load_target(params, device)
+    model = load_target(params.model.arch, Path("models/bao") / params.bao.update / "target.pt", device)
     amp = amp_context(device, params.base.amp)
     ds = VOCDataset(params.data.root, "train_aug", masks=None)
     keep_scores = params.masks.crf.unary == "scores"

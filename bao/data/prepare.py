@@ -8,6 +8,7 @@ with ``SegmentationClassAug`` (from SBD ``dataset/cls/*.mat``, ``GTcls.Segmentat
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tarfile
 import urllib.error
@@ -74,7 +75,7 @@ def download(urls: list[str], dest: Path, md5: str, timeout: float = 60.0) -> Pa
         try:
             _fetch(url, part, timeout)
             break
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
             errors.append(f"{url}: {e}")
     else:
         raise DownloadError(f"{dest.name}: every URL failed (a re-run resumes the partial file):\n  "

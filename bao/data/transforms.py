@@ -46,7 +46,7 @@ class TrainCrops(torch.utils.data.Dataset):
         size = (max(1, round(w * r)), max(1, round(h * r)))
         img = img.resize(size, Image.BICUBIC)
         if extra is not None:
-            extra = np.asarray(Image.fromarray(extra).resize(size, Image.NEAREST))
+            extra = np.array(Image.fromarray(extra).resize(size, Image.NEAREST))
         if rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             extra = extra[:, ::-1] if extra is not None else None

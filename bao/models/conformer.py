@@ -40,11 +40,15 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         drop = self.attn_drop if self.training else 0.0
         if need_weights:
-            # explicit softmax(QK^T / sqrt(d)) (BAO.md eq. 1); only its head mean leaves this block
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            attn = attn.float().softmax(dim=-1).to(q.dtype)
-            out = F.dropout(attn, drop, self.training) @ v
-            weights = attn.mean(dim=1)  # eq. 2: mean over heads
+            # explicit softmax(QK^T / sqrt(d)) (BAO.md eq. 1), one head at a time so that at most one
+            # (B, N, N) map is alive besides the running head mean (eq. 2), which alone leaves the block
+            outs, weights = [], None
+            for h in range(self.num_heads):
+                attn = ((q[:, h] * self.scale) @ k[:, h].transpose(-2, -1)).float().softmax(dim=-1)
+                outs.append(F.dropout(attn.to(q.dtype), drop, self.training) @ v[:, h])
+                weights = attn if weights is None else weights + attn
+            out = torch.stack(outs, dim=1)
+            weights = weights / self.num_heads
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
             weights = None
@@ -175,7 +179,7 @@ class Conformer(nn.Module):
         self.embed_dim = embed_dim
         self.depth = depth
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        dpr = [v.item() for v in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linspace(0, rate, depth)
         c1 = int(base_channel * channel_ratio)
         self.out_channels = c1 * 4
 
@@ -211,8 +215,11 @@ class Conformer(nn.Module):
         for m in (self.trans_cls_head, self.conv_cls_head):
             _init_weights(m)
 
-    def forward_features(self, x, need_attn: bool = False):
-        """CNN feature (B, C, H/16, W/16), token sequence, and (if asked) the summed attention."""
+    def forward_features(self, x, need_attn: bool = False, stack_blocks: bool = False):
+        """CNN feature (B, C, H/16, W/16), token sequence, and (if asked) the summed attention.
+
+        ``stack_blocks`` keeps every block's attention and stacks them before summing, as TransCAM
+        does; it exists only so benchmarks can measure what block-by-block accumulation saves."""
         b, _, h, w = x.shape
         if h % 16 or w % 16:
             raise ValueError(f"input height and width must be multiples of 16, got {h}x{w}")
@@ -223,17 +230,22 @@ class Conformer(nn.Module):
         x_t, attn = self.trans_1(x_t, need_attn)
         # eq. 3: A = sum over blocks, accumulated block by block (never stacked: peak memory is one block's)
         acc = attn.float() if need_attn else None
+        kept = [attn] if stack_blocks else None
         for i in range(2, self.depth + 1):
             x, x_t, attn = getattr(self, f"conv_trans_{i}")(x, x_t, need_attn)
-            if need_attn:
+            if stack_blocks:
+                kept.append(attn)
+            elif need_attn:
                 acc = acc + attn.float()
+        if stack_blocks:
+            acc = torch.stack(kept).float().sum(0)
         return x, x_t, acc
 
-    def forward(self, x, need_attn: bool = False) -> dict:
+    def forward(self, x, need_attn: bool = False, stack_blocks: bool = False) -> dict:
         """Returns ``feat`` (B,C,h,w), ``cam`` (B,K,h,w: 3x3 conv head, before GAP), ``logits_conv``
         (GAP of cam), ``logits_trans`` (class token), and with ``need_attn`` ``attn`` (B,N,N: eq. 4's
         A*, attention summed over blocks, mean over heads, class token removed)."""
-        feat, x_t, acc = self.forward_features(x, need_attn)
+        feat, x_t, acc = self.forward_features(x, need_attn or stack_blocks, stack_blocks)
         cam = self.conv_cls_head(feat)
         out = {
             "feat": feat,
@@ -241,7 +253,7 @@ class Conformer(nn.Module):
             "logits_conv": cam.mean(dim=(2, 3)),
             "logits_trans": self.trans_cls_head(self.trans_norm(x_t)[:, 0]),
         }
-        if need_attn:
+        if acc is not None:
             out["attn"] = acc[:, 1:, 1:]  # eq. 4: drop the class-token row and column
         return out
 

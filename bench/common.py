@@ -1,0 +1,33 @@
+"""Helpers for the benchmarks: each variant runs in a fresh subprocess so its peak memory
+(max RSS on CPU, max allocated on CUDA) is its own."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def run_variant(script: str, args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory_mb(device) -> float:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(f"{r[c]}") for r in rows)) for c in cols}
+    print(f"\n{title}")
+    print("  ".join(c.ljust(width[c]) for c in cols))
+    for r in rows:
+        print("  ".join(f"{r[c]}".ljust(width[c]) for c in cols))

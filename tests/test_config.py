@@ -1,0 +1,56 @@
+import copy
+
+import pytest
+import yaml
+
+from bao.config import ParamsError, parse_params
+from conftest import ROOT
+
+
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_params_yaml_is_valid():
+    p = parse_params(raw())
+    assert p.ema.tau == raw()["ema"]["tau"]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda r: r["ema"].update(taux=1), "ema.taux"),
+    (lambda r: r.update(extra={}), "extra"),
+    (lambda r: r["ema"].update(tau=1.5), "ema.tau"),
+    (lambda r: r["ema"].update(tau="high"), "ema.tau"),
+    (lambda r: r["bao"].update(update="both"), "bao.update"),
+    (lambda r: r["transcam"]["augment"].update(crop_size=100), "transcam.augment.crop_size"),
+    (lambda r: r["cams"].update(scales=[250]), "cams.scales"),
+    (lambda r: r["data"].update(voc_md5="xyz"), "data.voc_md5"),
+    (lambda r: r["model"].update(arch="resnet"), "model.arch"),
+    (lambda r: r["transcam"].pop("lr"), "transcam.lr"),
+    (lambda r: r["transcam"].update(epochs=0), "transcam.epochs"),
+])
+def test_bad_params_name_the_key(edit, key):
+    r = copy.deepcopy(raw())
+    edit(r)
+    with pytest.raises(ParamsError) as e:
+        parse_params(r)
+    assert str(e.value).startswith(key + ":") or key in str(e.value)
+
+
+def test_params_yaml_is_composed_from_conf(tmp_path):
+    """dvc exp run (Hydra) regenerates params.yaml from conf/: the two must agree."""
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [])
+    assert yaml.safe_load(out.read_text()) == raw()
+
+
+def test_paper_experiment_composes_to_valid_params(tmp_path):
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / "params.yaml"
+    compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["+experiment=paper"])
+    p = parse_params(yaml.safe_load(out.read_text()))
+    assert (p.data.source, p.model.arch, p.ema.tau, p.cams.scales) == ("voc", "conformer_s", 0.9995, [256, 512, 768])
+    assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512 and p.deeplab.backbone == "resnet101"

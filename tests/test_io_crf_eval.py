@@ -1,0 +1,96 @@
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bao.crf import crf_labels
+from bao.data import VOCDataset, read_split
+from bao.eval_labels import main as eval_main
+from bao.eval_labels import score_cams, score_labels, threshold_range
+from bao.io import atomic_dir, atomic_file, save_label_png, save_npz
+from bao.metrics import ConfusionMatrix
+
+
+def test_atomic_file_keeps_old_on_failure(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(p, "w") as f:
+            f.write("half")
+            raise RuntimeError("killed")
+    assert p.read_text() == "old" and [x.name for x in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_atomic_dir_swaps_only_on_success(tmp_path):
+    out = tmp_path / "seeds"
+    with atomic_dir(out) as d:
+        (d / "a.png").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out, resume_key="k") as d:
+            (d / "b.png").write_text("2")
+            raise RuntimeError("killed")
+    assert sorted(x.name for x in out.iterdir()) == ["a.png"]
+    with atomic_dir(out, resume_key="k") as d:  # same key: the partial work is kept
+        assert (d / "b.png").exists()
+    with atomic_dir(out, resume_key="other") as d:
+        assert not any(d.glob("*.png"))
+
+
+CRF = SimpleNamespace(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5,
+                      bilateral_compat=10, iterations=10)
+
+
+def test_crf_snaps_labels_to_edges():
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[:, 20:] = 255
+    truth = np.zeros((40, 40), np.uint8)
+    truth[:, 20:] = 7
+    seed = np.zeros_like(truth)
+    seed[:, 14:] = 7  # the seed spills over the edge
+    out = crf_labels(img, seed, CRF)
+    assert (out == truth).mean() > (seed == truth).mean()
+    assert set(np.unique(out)) <= {0, 7}
+
+
+def test_eval_labels_cli_on_unseen_tree(mini_root, tmp_path, capsys):
+    ds = VOCDataset(mini_root, "val")
+    rng = np.random.default_rng(1)
+    pred_dir = tmp_path / "pred"
+    cm = ConfusionMatrix()
+    for i in ds.ids:
+        gt = ds.load_mask(i)
+        pred = np.where(rng.random(gt.shape) < 0.3, rng.integers(0, 21, gt.shape), np.where(gt == 255, 0, gt))
+        save_label_png(pred_dir / f"{i}.png", pred.astype(np.uint8))
+        cm.update(pred, gt)
+    out = tmp_path / "res.json"
+    assert eval_main([str(pred_dir), "--root", str(mini_root), "--split", "val", "--json", str(out)]) == 0
+    assert abs(json.loads(out.read_text())["miou"] - cm.summary()["miou"]) < 1e-9
+    assert "mIoU" in capsys.readouterr().out
+
+
+def test_cam_threshold_sweep(mini_root, tmp_path):
+    ds = VOCDataset(mini_root, "train")
+    for i in ds.ids:
+        gt = ds.load_mask(i)
+        keys = np.flatnonzero(ds.label(i)) + 1
+        cams = np.stack([(gt == k) * 0.8 + 0.1 for k in keys]).astype(np.float16)
+        save_npz(tmp_path / f"{i}.npz", keys=keys.astype(np.uint8), cams=cams)
+    res = score_cams(tmp_path, mini_root, "train", threshold_range(0, 0.6, 0.05))
+    assert res["best_threshold"] > 0.1 and res["miou"] == pytest.approx(1.0)
+    assert res["curve"][0]["miou"] < res["miou"]  # t=0: everything foreground
+
+
+def test_missing_prediction_named(mini_root, tmp_path):
+    from bao.data import DataError
+
+    with pytest.raises(DataError, match=read_split(mini_root, "val")[0]):
+        score_labels(tmp_path, mini_root, "val")
+
+
+def test_cli_exit_code_on_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bao.eval_labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "not a folder" in r.stderr

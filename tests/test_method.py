@@ -1,0 +1,99 @@
+"""BAO's formulas against hand computations (BAO.md eq. 5, 6, 8; AMN L_pcl; BYOL cosine EMA)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from bao.cam import max_norm, minmax_norm, refine
+from bao.method import (combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels, share,
+                        update_mode)
+
+
+def test_refine_matches_einsum():
+    torch.manual_seed(0)
+    cam = torch.randn(2, 5, 3, 4)
+    attn = torch.rand(2, 12, 12)
+    ref = torch.einsum("nij,ncj->nci", attn, cam.flatten(2)).reshape(2, 5, 3, 4)  # TransCAM's einsum
+    assert torch.allclose(refine(cam, attn), ref, atol=1e-5)
+
+
+def test_norms_by_hand():
+    x = torch.tensor([[[[-1.0, 0.0], [2.0, 4.0]]]])
+    assert torch.allclose(max_norm(x, eps=0), torch.tensor([[[[0, 0], [0.5, 1.0]]]]))
+    mm = minmax_norm(x)
+    assert torch.allclose(mm, (torch.tensor([[[[0, 0], [2.0, 4.0]]]]) - 1e-5) / (4 + 1e-5), atol=1e-7)
+
+
+def test_eq6_by_hand():
+    # two pixels, classes 1 and 3 present (label index 0 and 2), class 2 absent but with the largest CAM
+    cam = torch.zeros(1, 20, 1, 2)
+    cam[0, 0] = torch.tensor([[2.0, 1.0]])   # class 1: max 2 -> [1.0, 0.5]
+    cam[0, 1] = torch.tensor([[9.0, 9.0]])   # class 2: absent
+    cam[0, 2] = torch.tensor([[0.0, 4.0]])   # class 3: max 4 -> [0.0, 1.0]
+    label = torch.zeros(1, 20)
+    label[0, [0, 2]] = 1
+    s = eq6_scores(cam, label)
+    bg = 1 - torch.tensor([max(1.0, 0.0), max(0.5, 1.0)])  # eq. 6 over present classes only
+    assert torch.allclose(s[0, 0, 0], bg, atol=1e-4)
+    assert torch.isinf(s[0, 2]).all() and (s[0, 2] < 0).all()  # absent class excluded
+    assert pseudo_labels(cam, label).tolist() == [[[1, 3]]]
+    # a weak foreground loses to the background: no threshold, the argmax decides
+    cam[0, 0] = torch.tensor([[4.0, 1.0]])
+    cam[0, 2] = torch.tensor([[0.0, 0.0]])
+    assert pseudo_labels(cam, label).tolist() == [[[1, 0]]]
+
+
+def test_pcl_loss_by_hand():
+    logits = torch.tensor([[[[2.0, 0.0, 1.0]], [[0.0, 1.0, 0.0]], [[1.0, 0.0, 3.0]]]])  # (1, 3, 1, 3)
+    target = torch.tensor([[[0, 2, 255]]])
+    eps = 0.4
+    logp = torch.log_softmax(logits, 1)[0, :, 0]  # (3 classes, 3 pixels)
+    ce = lambda px, c: -sum((1 - eps if k == c else eps / 2) * logp[k, px] for k in range(3))  # noqa: E731
+    expected = (ce(0, 0) + ce(1, 2)) / 2  # one bg pixel, one fg pixel, the 255 pixel ignored
+    assert torch.allclose(pcl_loss(logits, target, eps), expected)
+
+
+def test_cosine_schedule_by_hand():
+    assert cosine_tau(0, 100, 0.99) == pytest.approx(0.99)
+    assert cosine_tau(50, 100, 0.99) == pytest.approx(1 - 0.01 * (math.cos(math.pi / 2) + 1) / 2)
+    assert cosine_tau(100, 100, 0.99) == pytest.approx(1.0)
+    taus = [cosine_tau(k, 100, 0.9995) for k in range(101)]
+    assert all(a <= b for a, b in zip(taus, taus[1:]))
+
+
+def test_ema_and_share_by_hand():
+    t, o = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        t.weight.copy_(torch.tensor([1.0, 2.0]))
+        o.weight.copy_(torch.tensor([3.0, 6.0]))
+        o.running_mean.copy_(torch.tensor([1.0, 1.0]))
+    o.num_batches_tracked += 5
+    ema_update(t, o, 0.75)
+    assert torch.allclose(t.weight, torch.tensor([0.75 * 1 + 0.25 * 3, 0.75 * 2 + 0.25 * 6]))
+    assert torch.allclose(t.running_mean, torch.tensor([0.25, 0.25]))
+    assert t.num_batches_tracked.item() == 5
+    share(t, o)
+    assert torch.equal(t.weight, o.weight)
+
+
+def test_update_modes():
+    assert [update_mode("share+ema", e, 1) for e in range(3)] == ["share", "ema", "ema"]
+    assert update_mode("share+ema", 1, 2) == "share"
+    assert update_mode("ema", 0, 1) == "ema" and update_mode("amn", 0, 1) == "none"
+
+
+def test_combine_seed_scores():
+    am = torch.zeros(21, 1, 2)
+    am[0] = torch.tensor([[5.0, -5.0]])
+    am[4] = torch.tensor([[0.0, 5.0]])
+    cam = torch.zeros(20, 1, 2)
+    cam[3] = torch.tensor([[0.1, 1.0]])
+    label = np.zeros(20, np.float32)
+    label[3] = 1
+    for combine in ("am", "cam", "mean"):
+        s = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
+        assert s.shape == (21, 1, 2)
+        assert torch.isinf(s[1]).all()  # absent class
+        assert s.argmax(0).tolist() == [[0, 4]], combine

@@ -1,0 +1,42 @@
+import numpy as np
+
+from bao.metrics import ConfusionMatrix
+
+
+def independent_miou(preds, gts, n=21):
+    ious = []
+    for c in range(n):
+        inter = union = 0
+        for p, g in zip(preds, gts):
+            keep = g != 255
+            inter += np.sum((p == c) & (g == c) & keep)
+            union += np.sum(((p == c) | (g == c)) & keep)
+        if union:
+            ious.append(inter / union)
+    return np.mean(ious)
+
+
+def test_streaming_matches_independent():
+    rng = np.random.default_rng(0)
+    preds, gts = [], []
+    cm = ConfusionMatrix(21)
+    for _ in range(5):
+        h, w = rng.integers(10, 40, 2)
+        g = rng.integers(0, 6, (h, w)).astype(np.uint8)
+        g[rng.random((h, w)) < 0.1] = 255
+        p = rng.integers(0, 7, (h, w)).astype(np.uint8)
+        cm.update(p, g)
+        preds.append(p)
+        gts.append(g)
+    s = cm.summary()
+    assert abs(s["miou"] - independent_miou(preds, gts)) < 1e-9
+    keep = np.concatenate([g.ravel() for g in gts]) != 255
+    acc = np.mean(np.concatenate([p.ravel() for p in preds])[keep] == np.concatenate([g.ravel() for g in gts])[keep])
+    assert abs(s["pixel_acc"] - acc) < 1e-12
+
+
+def test_shape_mismatch_raises():
+    import pytest
+
+    with pytest.raises(ValueError):
+        ConfusionMatrix().update(np.zeros((2, 2)), np.zeros((3, 2)))

@@ -1,0 +1,109 @@
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from bao.models import create_model, list_models
+from bao.models.weights import CheckpointError, load_pretrained, safe_load
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+KEYS = Path(__file__).resolve().parent / "data"
+
+
+def official(name):
+    """key -> shape of an official checkpoint (shared/reference, copied into tests/data)."""
+    path = KEYS / f"{name}_keys.tsv"
+    out = {}
+    for line in path.read_text().splitlines():
+        k, _, shape = line.partition("\t")
+        out[k] = tuple(int(v) for v in shape.split("x")) if shape else ()
+    return out
+
+
+@pytest.mark.parametrize("name", ["conformer_ti", "conformer_s", "conformer_b"])
+def test_state_dict_matches_official(name):
+    with torch.device("meta"):
+        model = create_model(name, num_classes=1000)
+    sd = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    ref = official(f"{name}_imagenet")
+    heads = ("conv_cls_head.", "trans_cls_head.")
+    assert {k for k in sd if not k.startswith(heads)} == {k for k in ref if not k.startswith(heads)}
+    for k, shape in ref.items():
+        if not k.startswith(heads):
+            assert sd[k] == shape, k
+
+
+def test_transcam_net_sm_keys():
+    with torch.device("meta"):
+        model = create_model("conformer_s", num_classes=21)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == official("transcam_sm")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_non_square(name):
+    if name != "conformer_mini":
+        pytest.skip("full-size configurations are covered by the meta-device key test")
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=21)
+    x = torch.randn(2, 3, 64, 96)
+    out = model(x, need_attn=True)
+    assert out["cam"].shape == (2, 21, 4, 6) and out["feat"].shape[2:] == (4, 6)
+    assert out["attn"].shape == (2, 24, 24)
+    (out["logits_conv"].sum() + out["logits_trans"].sum()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_sdpa_and_explicit_attention_agree():
+    torch.manual_seed(0)
+    model = create_model("conformer_mini").eval()
+    x = torch.randn(1, 3, 48, 80)
+    a, b = model(x, need_attn=False), model(x, need_attn=True)
+    assert torch.allclose(a["cam"], b["cam"], rtol=1e-4, atol=1e-3)
+    assert "attn" not in a
+    # eq. 2-4: each block's head-mean attention has rows summing to 1; without the cls column, rows
+    # of A* sum to at most depth, and over the full (1+N) row they would sum to exactly depth
+    assert (b["attn"].sum(-1) <= model.depth + 1e-4).all() and (b["attn"] >= 0).all()
+
+
+def test_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="multiples of 16"):
+        create_model("conformer_mini")(torch.randn(1, 3, 40, 48))
+
+
+def test_load_pretrained_official_format(tmp_path):
+    torch.manual_seed(0)
+    src = create_model("conformer_mini", num_classes=1000)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"model": src.state_dict()}, path)
+    dst = create_model("conformer_mini", num_classes=21)
+    load_pretrained(dst, path)
+    for k, v in src.state_dict().items():
+        if not k.startswith(("conv_cls_head", "trans_cls_head")):
+            assert torch.equal(dst.state_dict()[k], v), k
+
+
+def test_load_pretrained_names_bad_keys(tmp_path):
+    sd = create_model("conformer_mini").state_dict()
+    sd["surprise.weight"] = torch.zeros(1)
+    del sd["trans_1.attn.qkv.weight"]
+    path = tmp_path / "bad.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=r"missing keys \['trans_1.attn.qkv.weight'\].*unexpected keys \['surprise.weight'\]"):
+        load_pretrained(create_model("conformer_mini"), path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickle_payload_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Payload()}, f)
+    with pytest.raises(CheckpointError, match="refused"):
+        safe_load(path)
+    torch.save({"w": torch.zeros(1), "obj": Payload()}, tmp_path / "evil2.pth")
+    with pytest.raises(CheckpointError, match="refused"):
+        safe_load(tmp_path / "evil2.pth")

@@ -1,0 +1,168 @@
+"""The real-data path, against a local HTTP server on 127.0.0.1 serving archives in the real layouts."""
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from bao.data import DataError, read_split
+from bao.data.prepare import DownloadError, download, prepare_voc, safe_extract
+from bao.io import load_label_png
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    cut_after: dict = {}  # name -> bytes sent before the connection drops (once)
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        name = self.path.lstrip("/")
+        if name not in self.files:
+            self.send_error(404)
+            return
+        data = self.files[name]
+        start = 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = self.cut_after.pop(name, None)
+        self.wfile.write(body[:cut] if cut is not None else body)
+
+
+@pytest.fixture
+def server():
+    RangeHandler.files, RangeHandler.cut_after = {}, {}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", RangeHandler
+    httpd.shutdown()
+
+
+def tar_bytes(entries: dict, mode="w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def md5(b: bytes) -> str:
+    return hashlib.md5(b).hexdigest()
+
+
+def build_archives(mini_root: Path):
+    """VOCtrainval tar and SBD benchmark.tgz in their real layouts, from a mini-VOC tree."""
+    train, val = read_split(mini_root, "train"), read_split(mini_root, "val")
+    aug = [i for i in read_split(mini_root, "train_aug") if i not in train]
+    voc = {}
+    for i in train + val:
+        voc[f"VOCdevkit/VOC2012/JPEGImages/{i}.jpg"] = (mini_root / "JPEGImages" / f"{i}.jpg").read_bytes()
+        voc[f"VOCdevkit/VOC2012/SegmentationClass/{i}.png"] = (mini_root / "SegmentationClass" / f"{i}.png").read_bytes()
+    for i in aug:
+        voc[f"VOCdevkit/VOC2012/JPEGImages/{i}.jpg"] = (mini_root / "JPEGImages" / f"{i}.jpg").read_bytes()
+    seg = "VOCdevkit/VOC2012/ImageSets/Segmentation"
+    voc[f"{seg}/train.txt"] = "".join(f"{i}\n" for i in train).encode()
+    voc[f"{seg}/val.txt"] = "".join(f"{i}\n" for i in val).encode()
+    voc[f"{seg}/trainval.txt"] = "".join(f"{i}\n" for i in train + val).encode()
+    sbd, masks = {}, {}
+    sbd_ids = aug + train[:2] + val[:1]  # SBD overlaps VOC train and val, as the real one
+    for i in sbd_ids:
+        m = np.random.default_rng(len(i)).integers(0, 3, (20, 30)).astype(np.uint8)
+        buf = io.BytesIO()
+        savemat(buf, {"GTcls": {"Segmentation": m, "Boundaries": np.zeros(1)}})
+        sbd[f"benchmark_RELEASE/dataset/cls/{i}.mat"] = buf.getvalue()
+        sbd[f"benchmark_RELEASE/dataset/img/{i}.jpg"] = b"jpeg"
+        masks[i] = m
+    half = len(sbd_ids) // 2
+    sbd["benchmark_RELEASE/dataset/train.txt"] = "".join(f"{i}\n" for i in sbd_ids[:half]).encode()
+    sbd["benchmark_RELEASE/dataset/val.txt"] = "".join(f"{i}\n" for i in sbd_ids[half:]).encode()
+    return tar_bytes(voc), tar_bytes(sbd, "w:gz"), masks, train, val, sbd_ids
+
+
+def test_prepare_real_layout(server, mini_root, tmp_path):
+    url, handler = server
+    voc, sbd, masks, train, val, sbd_ids = build_archives(mini_root)
+    handler.files = {"VOCtrainval_11-May-2012.tar": voc, "benchmark.tgz": sbd}
+    root = tmp_path / "VOC2012"
+    prepare_voc(root, tmp_path / "dl", [f"{url}/missing.tar", f"{url}/VOCtrainval_11-May-2012.tar"], md5(voc),
+                [f"{url}/benchmark.tgz"], md5(sbd))
+    expected = sorted((set(sbd_ids) | set(train)) - set(val))
+    assert read_split(root, "train_aug") == expected
+    for i, m in masks.items():
+        assert np.array_equal(load_label_png(root / "SegmentationClassAug" / f"{i}.png"), m)
+    assert not (tmp_path / "VOC2012.extract").exists()
+
+
+def test_resume_after_interrupted_download(server, tmp_path):
+    url, handler = server
+    data = np.random.default_rng(0).bytes(300_000)
+    handler.files = {"f.bin": data}
+    handler.cut_after = {"f.bin": 100_000}
+    dest = tmp_path / "f.bin"
+    with pytest.raises(DownloadError):  # the truncated transfer does not match the md5
+        download([f"{url}/f.bin"], dest, md5(data))
+    part = dest.with_name("f.bin.part")
+    assert not dest.exists()
+    # simulate a kill mid-download: a partial file is left, and the re-run continues it with Range
+    part.write_bytes(data[:100_000])
+    requests = []
+    orig = RangeHandler.do_GET
+
+    def spy(self):
+        requests.append(self.headers.get("Range"))
+        orig(self)
+
+    RangeHandler.do_GET = spy
+    try:
+        assert download([f"{url}/f.bin"], dest, md5(data)).read_bytes() == data
+    finally:
+        RangeHandler.do_GET = orig
+    assert requests == ["bytes=100000-"]
+
+
+def test_wrong_checksum_leaves_nothing(server, tmp_path):
+    url, handler = server
+    handler.files = {"VOCtrainval_11-May-2012.tar": tar_bytes({"VOCdevkit/VOC2012/x.txt": b"x"})}
+    root = tmp_path / "VOC2012"
+    with pytest.raises(DownloadError, match="md5 mismatch"):
+        prepare_voc(root, tmp_path / "dl", [f"{url}/VOCtrainval_11-May-2012.tar"], "0" * 32,
+                    [f"{url}/benchmark.tgz"], "0" * 32)
+    assert not root.exists() and not list((tmp_path / "dl").iterdir())
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt", "a/../../evil.txt"])
+def test_traversal_refused(tmp_path, member):
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(tar_bytes({"ok.txt": b"ok", member: b"evil"}))
+    with pytest.raises(DataError, match="unsafe member"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_link_escape_refused(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "../../etc/passwd"
+        tar.addfile(info)
+    archive = tmp_path / "link.tar"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match="points outside"):
+        safe_extract(archive, tmp_path / "out")

@@ -21,9 +21,10 @@ class BAONet(nn.Module):
     channels, background included; the map is refined by the network's own attention (eq. 5).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int = 21):
+    def __init__(self, backbone: nn.Module, num_classes: int = 21, refine_am: bool = True):
         super().__init__()
         self.backbone = backbone
+        self.refine_am = refine_am
         c = backbone.out_channels
         self.label_enc = nn.Linear(num_classes - 1, c)
         self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
@@ -35,7 +36,8 @@ class BAONet(nn.Module):
         out = self.backbone(x, need_attn=True)
         f = out["feat"] * self.label_enc(label)[:, :, None, None]
         out["am_raw"] = self.am_head(f)
-        out["am"] = refine(out["am_raw"], out["attn"])  # AM_o = A*_o . AM (eq. 5 applied to the AM)
+        # AM_o = A*_o . AM (eq. 5 applied to the AM, BAO.md §3.2); bao.refine_am: false skips it
+        out["am"] = refine(out["am_raw"], out["attn"]) if self.refine_am else out["am_raw"]
         return out
 
 

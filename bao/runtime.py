@@ -82,7 +82,10 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
 
 
 def make_loader(dataset, batches: list[list[int]], num_workers: int):
+    # its own generator: creating the iterator must not draw from the global RNG, or a resumed run's
+    # dropout/drop-path masks would differ from an uninterrupted run's
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                       generator=torch.Generator().manual_seed(0),
                                        persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 

@@ -12,9 +12,9 @@ from bao.models import create_model
 from bao.models.weights import safe_load
 
 
-def load_target(arch: str, path, device) -> BAONet:
+def load_target(arch: str, path, device, refine_am: bool = True) -> BAONet:
     """A trained BAO target (or the amn online model) in eval mode."""
-    net = BAONet(create_model(arch, num_classes=21))
+    net = BAONet(create_model(arch, num_classes=21), refine_am=refine_am)
     net.load_state_dict(safe_load(path))
     return net.to(device).eval()
 

@@ -49,7 +49,8 @@ def run(params):
 
     # Figure 3: image / TransCAM CAM / BAO activation map / seed / mask / ground truth on train
     device = select_device(params.base.device)
-    target = load_target(params.model.arch, Path("models/bao") / params.bao.update / "target.pt", device)
+    target = load_target(params.model.arch, Path("models/bao") / params.bao.update / "target.pt", device,
+                         params.bao.refine_am)
     amp = amp_context(device, params.base.amp)
     train = VOCDataset(root, "train", masks="gt", ids=r.figure3_ids)
     rows = []

@@ -48,7 +48,8 @@ def run(params, variant: str):
     extra = (lambda i: load_label_png(AMN_LABELS / f"{i}.png")) if variant == "amn" else None
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
-    online = BAONet(create_model(params.model.arch, num_classes=21, drop_path_rate=params.model.drop_path_rate))
+    online = BAONet(create_model(params.model.arch, num_classes=21, drop_path_rate=params.model.drop_path_rate),
+                    refine_am=cfg.refine_am)
     online.backbone.load_state_dict(safe_load("models/transcam/model.pt"))
     target = None
     if variant != "amn":

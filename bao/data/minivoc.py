@@ -105,7 +105,7 @@ def _body_texture(rng, h, w, group, shade):
 def _object_masks(rng, h, w):
     """A body (ellipse or box, rotated) and where its head goes: at one end of its major axis."""
     cy, cx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w
-    a = rng.uniform(0.18, 0.32) * min(h, w)
+    a = rng.uniform(0.22, 0.36) * min(h, w)
     b = a * rng.uniform(0.45, 0.8)
     th = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

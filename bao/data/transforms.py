@@ -15,18 +15,11 @@ from bao.cam import to_tensor
 from bao.data.voc import VOCDataset
 
 
-class TrainCrops(torch.utils.data.Dataset):
-    """Augmented square crops of a split with image-level labels (and, optionally, extra label maps
-    cropped identically, e.g. fixed pseudo-labels: ``extra(image_id) -> HxW uint8``)."""
+class SeededCrops(torch.utils.data.Dataset):
+    """Per-sample randomness from (seed, epoch, index): the same crops whatever the workers."""
 
-    def __init__(self, ds: VOCDataset, resize_long, crop_size, color_jitter, seed: int, extra=None):
-        self.ds = ds
-        self.lo, self.hi = resize_long
-        self.crop = crop_size
-        self.jitter = color_jitter
-        self.seed = seed
-        self.epoch = 0
-        self.extra = extra
+    def __init__(self, ds: VOCDataset, seed: int):
+        self.ds, self.seed, self.epoch = ds, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -34,10 +27,26 @@ class TrainCrops(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.ds)
 
-    def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+    def sample(self, index: int):
+        """(rng, image id, PIL image) of a sample."""
         image_id = self.ds.ids[index]
-        img = Image.fromarray(self.ds.load_image(image_id))
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return rng, image_id, Image.fromarray(self.ds.load_image(image_id))
+
+
+class TrainCrops(SeededCrops):
+    """Augmented square crops of a split with image-level labels (and, optionally, extra label maps
+    cropped identically, e.g. fixed pseudo-labels: ``extra(image_id) -> HxW uint8``)."""
+
+    def __init__(self, ds: VOCDataset, resize_long, crop_size, color_jitter, seed: int, extra=None):
+        super().__init__(ds, seed)
+        self.lo, self.hi = resize_long
+        self.crop = crop_size
+        self.jitter = color_jitter
+        self.extra = extra
+
+    def __getitem__(self, index: int) -> dict:
+        rng, image_id, img = self.sample(index)
         extra = self.extra(image_id) if self.extra else None
         # RandomResizeLong(lo, hi), bicubic
         long = int(rng.integers(self.lo, self.hi + 1))
@@ -80,24 +89,16 @@ class TrainCrops(torch.utils.data.Dataset):
         return item
 
 
-class SegCrops(torch.utils.data.Dataset):
+class SegCrops(SeededCrops):
     """Segmentation training crops: random scale, flip, crop with padding (image 0 after
     normalisation, label 255). ``label_fn(image_id) -> HxW uint8`` gives the (pseudo-)labels."""
 
     def __init__(self, ds: VOCDataset, label_fn, crop_size: int, scale_range, seed: int):
-        self.ds, self.label_fn, self.crop, self.scales, self.seed = ds, label_fn, crop_size, scale_range, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.ds)
+        super().__init__(ds, seed)
+        self.label_fn, self.crop, self.scales = label_fn, crop_size, scale_range
 
     def __getitem__(self, index: int) -> dict:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        image_id = self.ds.ids[index]
-        img = Image.fromarray(self.ds.load_image(image_id))
+        rng, image_id, img = self.sample(index)
         lab = Image.fromarray(self.label_fn(image_id))
         s = rng.uniform(*self.scales)
         size = (max(1, round(img.width * s)), max(1, round(img.height * s)))

@@ -1,0 +1,43 @@
+"""Stage entry points fail before any work, with a message naming the parameter or file."""
+import subprocess
+import sys
+
+import yaml
+
+from conftest import ROOT
+
+
+def run_stage(tmp_path, name, params, *args):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True)
+
+
+def base_params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_unknown_key_fails_before_work(tmp_path):
+    p = base_params()
+    p["ema"]["tua"] = 0.9
+    r = run_stage(tmp_path, "prepare_data", p)
+    assert r.returncode == 2 and "ema.tua: unknown parameter" in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_impossible_value_fails_before_work(tmp_path):
+    p = base_params()
+    p["data"]["mini"]["min_side"] = 300
+    r = run_stage(tmp_path, "prepare_data", p)
+    assert r.returncode == 2 and "data.mini.min_side" in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_missing_input_is_named(tmp_path):
+    r = run_stage(tmp_path, "make_cams", base_params())
+    assert r.returncode == 2 and "data/VOC2012/ImageSets/Segmentation/train_aug.txt" in r.stderr
+
+
+def test_unknown_variant_is_named(tmp_path):
+    r = run_stage(tmp_path, "train_bao", base_params(), "both")
+    assert r.returncode == 2 and "bao.variants" in r.stderr

@@ -15,13 +15,19 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def refine(cam: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
     """eq. 5: M* = A* · M, i.e. refined[c, i] = sum_j A*[i, j] M[c, j] (rows of A* are queries).
 
     cam (B, K, h, w), attn (B, N, N) with N = h*w -> (B, K, h, w). Computed in fp32.
+    ``identity`` (``cams.attn_identity``, TransCAM: 0) refines with A* + identity * I instead, as
+    attention rollout adds the identity: it keeps each position's own CAM in the mix.
     """
     b, k, h, w = cam.shape
-    return torch.bmm(cam.float().flatten(2), attn.float().transpose(1, 2)).reshape(b, k, h, w)
+    m = cam.float().flatten(2)
+    out = torch.bmm(m, attn.float().transpose(1, 2))
+    if identity:
+        out = out + identity * m
+    return out.reshape(b, k, h, w)
 
 
 def max_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -79,14 +85,14 @@ def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, de
     return total
 
 
-def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx):
+def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx, identity: float = 0.0):
     """One TransCAM pass: the conv CAM (fg channels) refined by the summed attention, restricted
     to the image's classes (fg_mask: (20,) 0/1)."""
 
     def fn(x):
         with amp_ctx():
             out = model(x, need_attn=True)
-        cam = refine(out["cam"][:, 1:], out["attn"])
+        cam = refine(out["cam"][:, 1:], out["attn"], identity)
         return cam * fg_mask.to(cam.device)[None, :, None, None]
 
     return fn

@@ -138,6 +138,7 @@ class Cams:
     scales: list[int]  # square sides (TransCAM) or long sides (keep_aspect)
     keep_aspect: bool
     flip: bool
+    attn_identity: float  # refine with A* + w I (TransCAM: 0)
     thresholds: list[float]  # [start, stop, step] of the background-threshold sweep
 
     def check(self, p):

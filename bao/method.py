@@ -21,10 +21,12 @@ class BAONet(nn.Module):
     channels, background included; the map is refined by the network's own attention (eq. 5).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int = 21, refine_am: bool = True):
+    def __init__(self, backbone: nn.Module, num_classes: int = 21, refine_am: bool = True,
+                 attn_identity: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.refine_am = refine_am
+        self.attn_identity = attn_identity  # cams.attn_identity, used wherever this net refines a map
         c = backbone.out_channels
         self.label_enc = nn.Linear(num_classes - 1, c)
         self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
@@ -37,7 +39,8 @@ class BAONet(nn.Module):
         f = out["feat"] * self.label_enc(label)[:, :, None, None]
         out["am_raw"] = self.am_head(f)
         # AM_o = A*_o . AM (eq. 5 applied to the AM, BAO.md §3.2); bao.refine_am: false skips it
-        out["am"] = refine(out["am_raw"], out["attn"]) if self.refine_am else out["am_raw"]
+        out["am"] = refine(out["am_raw"], out["attn"], self.attn_identity) if self.refine_am else out["am_raw"]
+        out["cam_refined"] = refine(out["cam"][:, 1:], out["attn"], self.attn_identity)  # M^fg* (eq. 5)
         return out
 
 

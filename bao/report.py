@@ -38,7 +38,7 @@ def table1(metrics_dir: str | Path = "metrics", test_miou: float | None = None) 
     m = Path(metrics_dir)
     rows = [
         ("TransCAM", "threshold + CRF", _pct(_read(m / "transcam_seed.json")), _pct(_read(m / "transcam_mask.json")),
-         None, None),
+         _pct(_read(m / "transcam_segmentation.json")), None),
         ("SeCo (CVPR 2024)", "CRF", None, None, None, None),
         ("BAO", "CRF", _pct(_read(m / "seed.json")), _pct(_read(m / "mask.json")),
          _pct(_read(m / "segmentation.json")), test_miou),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.cam import multi_scale, refine
+from bao.cam import multi_scale
 from bao.data import CLASSES, VOCDataset
 from bao.method import BAONet, combine_seed_scores
 from bao.metrics import ConfusionMatrix
@@ -12,9 +12,10 @@ from bao.models import create_model
 from bao.models.weights import safe_load
 
 
-def load_target(arch: str, path, device, refine_am: bool = True) -> BAONet:
+def load_target(params, path, device) -> BAONet:
     """A trained BAO target (or the amn online model) in eval mode."""
-    net = BAONet(create_model(arch, num_classes=21), refine_am=refine_am)
+    net = BAONet(create_model(params.model.arch, num_classes=21), refine_am=params.bao.refine_am,
+                 attn_identity=params.cams.attn_identity)
     net.load_state_dict(safe_load(path))
     return net.to(device).eval()
 
@@ -26,8 +27,7 @@ def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: 
     def fn(x):
         with amp():
             out = model(x, y[None].expand(x.shape[0], -1).to(x.device))
-        cam = refine(out["cam"][:, 1:], out["attn"])
-        return torch.cat([out["am"].float(), cam], dim=1)
+        return torch.cat([out["am"].float(), out["cam_refined"]], dim=1)
 
     maps = multi_scale(fn, image, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
     passes = len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)

@@ -23,7 +23,6 @@ from common import peak_memory_mb, print_table, run_variant  # noqa: E402
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     import copy
 
-    from bao.cam import refine
     from bao.method import BAONet, pcl_loss, pseudo_labels
     from bao.models import create_model
 
@@ -53,7 +52,7 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
             else:
                 with torch.no_grad():
                     t = target(x, y)
-                p = pseudo_labels(refine(t["cam"][:, 1:], t["attn"]), y)
+                p = pseudo_labels(t["cam_refined"], y)
                 out = model(x, y)
                 loss = F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], y)
                 loss = loss + pcl_loss(out["am"], p, 0.4)

@@ -1,12 +1,17 @@
-"""Stage evaluate: the DeepLab model on VOC val (and the test export for the evaluation server).
+"""Stage evaluate@<source>: a DeepLab model on VOC val (and, for bao, the test export for the server).
+
+    python stages/evaluate.py {bao,transcam}
 
 Multi-scale (``evaluate.scales``) + flip: logits upsampled to the image and averaged, softmax, then
 a dense CRF from the probabilities (``evaluate.crf``, 1 iteration as the DeepLab test's dense_crf)
-and argmax; each step switchable. Outputs ``predictions/<split>/<id>.png``,
-``metrics/segmentation.json`` (mIoU, pixel accuracy, per-class IoU), ``metrics/segmentation_iou.csv``
-and ``plots/confusion.png``. When the split list ``test`` has images, ``results/VOC2012/Segmentation/
-comp6_test_cls/<id>.png`` and ``results/voc2012_test.tar``, the layout the VOC server expects.
+and argmax; each step switchable. Outputs ``predictions/<source>/<split>/<id>.png`` and the metrics
+(mIoU, pixel accuracy, per-class IoU): ``metrics/segmentation.json`` (bao) or
+``metrics/transcam_segmentation.json``. For bao also ``metrics/segmentation_iou.csv``,
+``plots/confusion.png`` and, when the split list ``test`` has images,
+``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` and ``results/voc2012_test.tar``, the layout
+the VOC server expects.
 """
+import sys
 import tarfile
 from pathlib import Path
 
@@ -21,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bao.cam import to_tensor  # noqa: E402
+from bao.config import ParamsError  # noqa: E402
 from bao.crf import crf_probs  # noqa: E402
 from bao.data import CLASSES, VOCDataset  # noqa: E402
 from bao.data.voc import split_path  # noqa: E402
@@ -32,6 +38,7 @@ from bao.runtime import amp_context, select_device  # noqa: E402
 from bao.stage import main  # noqa: E402
 
 KEYS = np.arange(len(CLASSES))
+METRICS = {"bao": "metrics/segmentation.json", "transcam": "metrics/transcam_segmentation.json"}
 
 
 @torch.no_grad()
@@ -72,28 +79,32 @@ def confusion_png(cm: ConfusionMatrix, path: str) -> None:
     plt.close(fig)
 
 
-def run(params):
+def run(params, source):
+    if source not in METRICS:
+        raise ParamsError(f"evaluate: unknown source {source!r}; known: {sorted(METRICS)}")
     cfg, d = params.evaluate, params.deeplab
     device = select_device(params.base.device)
     amp = amp_context(device, params.base.amp)
     model = DeepLab(d.arch, d.backbone, 21, d.output_stride, pretrained=False)
-    model.load_state_dict(safe_load("models/deeplab/model.pt"))
+    model.load_state_dict(safe_load(f"models/deeplab/{source}/model.pt"))
     model.to(device).eval()
     ds = VOCDataset(params.data.root, cfg.split, masks="gt")
     cm = ConfusionMatrix(len(CLASSES))
-    with atomic_dir("predictions") as tmp:
+    with atomic_dir(f"predictions/{source}") as tmp:
         for image_id in ds.ids:
             image = ds.load_image(image_id)
             pred = predict(model, image, cfg, device, amp)
             save_label_png(tmp / cfg.split / f"{image_id}.png", pred)
             cm.update(pred, ds.load_mask(image_id, image.shape[:2]))
-    res = {"split": cfg.split, "images": len(ds), **cm.summary(CLASSES)}
-    write_json("metrics/segmentation.json", res)
+    res = {"masks": source, "split": cfg.split, "images": len(ds), **cm.summary(CLASSES)}
+    write_json(METRICS[source], res)
+    print(f"DeepLab ({source} masks) mIoU on {cfg.split}: {100 * res['miou']:.2f}")
+    if source != "bao":
+        return
     write_text("metrics/segmentation_iou.csv",
                pd.DataFrame({"class": CLASSES, "iou": [res["iou"][c] for c in CLASSES]}).to_csv(index=False))
     Path("plots").mkdir(exist_ok=True)
     confusion_png(cm, "plots/confusion.png")
-    print(f"DeepLab mIoU on {cfg.split}: {100 * res['miou']:.2f}")
     export_test(params, model, device, amp)
 
 
@@ -112,4 +123,6 @@ def export_test(params, model, device, amp) -> None:
 
 
 if __name__ == "__main__":
-    main(run)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python stages/evaluate.py {bao,transcam}")
+    main(lambda p: run(p, sys.argv[1]))

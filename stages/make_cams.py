@@ -44,7 +44,8 @@ def make_work(params, out_dir):
     def work(image_id):
         image = ds.load_image(image_id)
         label = torch.from_numpy(ds.label(image_id))
-        cams = multi_scale(transcam_fn(model, label, amp), image, c.scales, c.flip, c.keep_aspect, device)
+        fn = transcam_fn(model, label, amp, c.attn_identity)
+        cams = multi_scale(fn, image, c.scales, c.flip, c.keep_aspect, device)
         keys = np.flatnonzero(label.numpy()) + 1
         norm = minmax_norm(cams[keys - 1]) if len(keys) else cams[:0]
         save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8), cams=norm.numpy().astype(np.float16))

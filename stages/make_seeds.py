@@ -25,8 +25,7 @@ OUT = Path("seeds/bao")
 
 def make_work(params, out_dir):
     device = select_device(params.base.device)
-    model = load_target(params.model.arch, Path("models/bao") / params.bao.update / "target.pt", device,
-                         params.bao.refine_am)
+    model = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
     amp = amp_context(device, params.base.amp)
     ds = VOCDataset(params.data.root, "train_aug", masks=None)
     keep_scores = params.masks.crf.unary == "scores"

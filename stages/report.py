@@ -43,14 +43,13 @@ def run(params):
     for i in val.ids:
         img = val.load_image(i)
         rows.append([img, colorize(val.load_mask(i, img.shape[:2])),
-                     colorize(load_label_png(Path("predictions") / params.evaluate.split / f"{i}.png"))])
+                     colorize(load_label_png(Path("predictions/bao") / params.evaluate.split / f"{i}.png"))])
     grid_figure(rows, ["image", "ground truth", "DeepLab (BAO masks)"], "plots/figure2.png",
                 "Figure 2: segmentation examples")
 
     # Figure 3: image / TransCAM CAM / BAO activation map / seed / mask / ground truth on train
     device = select_device(params.base.device)
-    target = load_target(params.model.arch, Path("models/bao") / params.bao.update / "target.pt", device,
-                         params.bao.refine_am)
+    target = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
     amp = amp_context(device, params.base.amp)
     train = VOCDataset(root, "train", masks="gt", ids=r.figure3_ids)
     rows = []

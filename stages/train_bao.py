@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bao.cam import refine
 from bao.config import ParamsError, section_dict
 from bao.data import VOCDataset
 from bao.data.prepare import md5sum
@@ -49,7 +48,7 @@ def run(params, variant: str):
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
     online = BAONet(create_model(params.model.arch, num_classes=21, drop_path_rate=params.model.drop_path_rate),
-                    refine_am=cfg.refine_am)
+                    refine_am=cfg.refine_am, attn_identity=params.cams.attn_identity)
     online.backbone.load_state_dict(safe_load("models/transcam/model.pt"))
     target = None
     if variant != "amn":
@@ -73,7 +72,7 @@ def run(params, variant: str):
         if target is not None:
             with torch.no_grad(), rt.amp():
                 t = target(x, y)
-            p_t = pseudo_labels(refine(t["cam"][:, 1:], t["attn"]), y)  # eq. 6, argmax, no threshold
+            p_t = pseudo_labels(t["cam_refined"], y)  # eq. 6, argmax, no threshold
         else:
             p_t = feature_labels(batch["extra"].to(rt.device), grid)
         p_t = p_t.masked_fill(feature_labels(valid.long(), grid) == 0, 255)  # crop padding

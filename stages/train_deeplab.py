@@ -1,20 +1,23 @@
-"""Stage train_deeplab: DeepLab on the BAO masks of train_aug (reference amn.md, topic C).
+"""Stage train_deeplab@<source>: DeepLab on the masks of train_aug (reference amn.md, topic C).
+
+    python stages/train_deeplab.py {bao,transcam}
+
+``bao``: the BAO masks (Table 1's BAO row); ``transcam``: the TransCAM masks (its row's val).
 
 SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay, frozen BatchNorm
 (paper setting), cross-entropy with 255 ignored. Training runs whole passes over train_aug until
-``deeplab.iterations`` steps (rounded up to a whole pass). Outputs ``models/deeplab/model.pt`` and
-the loss every ``log_every`` steps, ``metrics/train_deeplab.csv``.
+``deeplab.iterations`` steps (rounded up to a whole pass). the loss every ``log_every`` steps: ``models/deeplab/<source>/model.pt``, ``metrics/train_deeplab/<source>.csv``.
 """
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bao.config import section_dict
+from bao.config import ParamsError, section_dict
 from bao.data import VOCDataset
-from bao.data.prepare import md5sum
 from bao.data.transforms import SegCrops
 from bao.io import atomic_file, load_label_png, params_hash, write_text
 from bao.models.deeplab import DeepLab, freeze_bn
@@ -22,7 +25,7 @@ from bao.runtime import Checkpointer, unwrap
 from bao.stage import main
 from bao.train import Loop, Runtime, StepLog
 
-MASKS = Path("masks/bao")
+SOURCES = ("bao", "transcam")
 
 
 def build(params):
@@ -30,11 +33,13 @@ def build(params):
     return DeepLab(d.arch, d.backbone, 21, d.output_stride, d.pretrained)
 
 
-def run(params):
+def run(params, source):
+    if source not in SOURCES:
+        raise ParamsError(f"train_deeplab: unknown mask source {source!r}; known: {SOURCES}")
     rt = Runtime.from_params(params.base)
     d = params.deeplab
     ds = VOCDataset(params.data.root, "train_aug", masks=None)
-    crops = SegCrops(ds, lambda i: load_label_png(MASKS / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
+    crops = SegCrops(ds, lambda i: load_label_png(Path("masks") / source / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
     net = build(params)
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
@@ -70,16 +75,18 @@ def run(params):
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 
-    key = params_hash(section_dict(d), params.base.seed, md5sum(Path("metrics/mask.json")))
-    ckpt = Checkpointer("checkpoints/train_deeplab", key, enabled=rt.dist.main)
+    key = params_hash(source, section_dict(d), params.base.seed, section_dict(params.masks))
+    ckpt = Checkpointer(f"checkpoints/train_deeplab/{source}", key, enabled=rt.dist.main)
     Loop(rt, model, opt, crops, d.batch_size, epochs, ckpt, d.checkpoint_every, step, "train_deeplab",
          after_step=after_step, extra_state={"log": log}).run()
     if rt.dist.main:
-        with atomic_file("models/deeplab/model.pt") as f:
+        with atomic_file(f"models/deeplab/{source}/model.pt") as f:
             torch.save(unwrap(model).state_dict(), f)
-        write_text("metrics/train_deeplab.csv", pd.DataFrame(log.rows).to_csv(index=False))
+        write_text(f"metrics/train_deeplab/{source}.csv", pd.DataFrame(log.rows).to_csv(index=False))
         ckpt.finish()
 
 
 if __name__ == "__main__":
-    main(run)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python stages/train_deeplab.py {bao,transcam}")
+    main(lambda p: run(p, sys.argv[1]))

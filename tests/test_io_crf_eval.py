@@ -94,3 +94,30 @@ def test_cli_exit_code_on_bad_input(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bao.eval_labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+def crf_work(out_dir):
+    from bao.io import save_label_png
+
+    def work(image_id):
+        rng = np.random.default_rng(int(image_id))
+        img = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+        seed = (rng.random((30, 40)) < 0.5).astype(np.uint8) * 3
+        save_label_png(out_dir / f"{image_id}.png", crf_labels(img, seed, CRF))
+
+    return work
+
+
+def test_parallel_run_split_equals_serial(tmp_path):
+    from functools import partial
+
+    from bao.infer import run_split
+
+    ids = [str(i) for i in range(6)]
+    outs = {}
+    for w in (1, 2):
+        d = tmp_path / f"w{w}"
+        d.mkdir()
+        run_split(partial(crf_work, d), ids, d, ".png", workers=w)
+        outs[w] = {p.name: p.read_bytes() for p in d.glob("*.png")}
+    assert len(outs[1]) == 6 and outs[1] == outs[2]

@@ -97,3 +97,11 @@ def test_combine_seed_scores():
         assert s.shape == (21, 1, 2)
         assert torch.isinf(s[1]).all()  # absent class
         assert s.argmax(0).tolist() == [[0, 4]], combine
+
+
+def test_refine_with_identity():
+    torch.manual_seed(1)
+    cam = torch.randn(1, 3, 2, 2)
+    attn = torch.rand(1, 4, 4)
+    ref = torch.einsum("nij,ncj->nci", attn + 2.5 * torch.eye(4), cam.flatten(2)).reshape(1, 3, 2, 2)
+    assert torch.allclose(refine(cam, attn, identity=2.5), ref, atol=1e-5)

@@ -71,3 +71,9 @@ def test_batches_partition_over_ranks():
     one = batch_indices(20, 4, 0, 1)
     two = [batch_indices(20, 4, 0, 1, rank=r, world=2) for r in range(2)]
     assert [sorted(a + b) for a, b in zip(*two)] == [sorted(b) for b in one]
+
+
+def test_same_seed_same_result(tmp_path):
+    hist_a, sd_a = train(tmp_path / "a", "k")
+    hist_b, sd_b = train(tmp_path / "b", "k")
+    assert hist_a == hist_b and all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)

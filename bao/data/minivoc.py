@@ -4,9 +4,9 @@ It is the project's embedded default, so ``dvc repro`` runs end to end on a CPU 
 to pose the problems WSSS methods exist for, otherwise the pipeline's numbers would mean nothing:
 
 * **partial evidence**: every object is a large body whose texture is shared by a *group* of five
-  classes, plus a small class-specific "head" (its own hue, one of five shapes). The body only
-  tells the group, the head tells the class, so a classifier's CAM fires on the head and part of
-  the body.
+  classes, faintly tinted per class, plus a small, strongly class-specific "head" (its own hue, one of
+  five shapes). The head is the most discriminative part and the body weaker evidence, so a
+  classifier's CAM fires on the head and part of the body.
 * **clutter**: backgrounds are low-frequency colour noise with random strokes and boxes, and headless
   body-textured blobs (distractors) that look like objects but are background.
 * **co-occurrence**: some classes mostly appear on a typical background (boat on water, aeroplane and
@@ -31,15 +31,17 @@ TYPICAL_BG = {4: "water", 1: "sky", 3: "sky", 10: "grass", 13: "grass", 17: "gra
 TYPICAL_P = 0.8
 GROUP_TEXTURES = ("fur", "stripes", "spots", "metal")  # body texture of group (c-1)//5
 BAND = 3  # width of the 255 boundary band in SegmentationClass
+BODY_TINT = 0.3  # how much of a body's colour is its class's tint (the rest: its group's texture)
 
 
 def _class_colours(rng: np.random.Generator) -> np.ndarray:
     """Head colours (outer, inner) per class: 20 saturated hues 18 degrees apart, and a black or
     white inner mark. (mini-VOC therefore trains without hue jitter: see params.yaml.)"""
-    out = np.zeros((NUM_CLASSES, 2, 3))
+    out = np.zeros((NUM_CLASSES, 3, 3))
     for c in range(1, NUM_CLASSES):
         out[c, 0] = _hsv((c - 1) / 20, 0.95, 0.95)
         out[c, 1] = _hsv(0.0, 0.0, 0.05 if c % 2 else 1.0)
+        out[c, 2] = _hsv(((c - 1) % 5) / 5 + 0.1 * ((c - 1) // 5), 0.8, 0.8)  # body tint, 72 deg apart in a group
     return out * 255
 
 
@@ -105,7 +107,7 @@ def _body_texture(rng, h, w, group, shade):
 def _object_masks(rng, h, w):
     """A body (ellipse or box, rotated) and where its head goes: at one end of its major axis."""
     cy, cx = rng.uniform(0.25, 0.75) * h, rng.uniform(0.25, 0.75) * w
-    a = rng.uniform(0.22, 0.36) * min(h, w)
+    a = rng.uniform(0.18, 0.32) * min(h, w)
     b = a * rng.uniform(0.45, 0.8)
     th = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -160,8 +162,9 @@ def render_image(rng: np.random.Generator, h: int, w: int, classes: list[int], c
         body, geom = _object_masks(rng, h, w)
         head, inner = _head((c - 1) % 5, geom)
         group = (c - 1) // 5
-        shade = (((c - 1) % 5) - 2) * 6.0  # faint within-group shade: not enough to tell the class
-        img[body] = _body_texture(rng, h, w, group, shade)[body]
+        # the body is weaker evidence than the head: the group's texture, faintly tinted per class
+        tex = _body_texture(rng, h, w, group, 0.0)
+        img[body] = ((1 - BODY_TINT) * tex + BODY_TINT * colours[c, 2])[body]
         img[head] = colours[c, 0]
         img[inner] = colours[c, 1]
         label[body | head] = c

@@ -35,10 +35,12 @@ class Base:
     device: Literal["auto", "cpu", "cuda"]
     amp: bool  # bf16 autocast on CUDA; losses and CAM normalisation stay fp32
     num_workers: int
+    infer_workers: int  # processes for CAM/seed inference (GPUs assigned round-robin); outputs unchanged
     bad_input: Literal["error", "skip"]
 
     def check(self, p):
         _positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
+        _positive(f"{p}.infer_workers", self.infer_workers)
 
 
 @dataclass

@@ -9,10 +9,11 @@ the number of workers.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
 from tqdm import tqdm
 
 
@@ -21,12 +22,22 @@ def _todo(ids, out_dir: Path, suffix: str):
 
 
 def _worker(args):
-    make_work, ids, threads = args
-    torch.set_num_threads(threads)
-    work = make_work()
+    make_work, ids, threads, index = args
+    if _gpu_count():  # one GPU per worker, round-robin (select_device reads LOCAL_RANK)
+        os.environ["LOCAL_RANK"] = str(index % _gpu_count())
+    work = make_work()  # imports what the work needs: CRF workers never load torch
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     for image_id in ids:
         work(image_id)
     return len(ids)
+
+
+def _gpu_count() -> int:
+    if "torch" not in sys.modules:
+        return 0
+    torch = sys.modules["torch"]
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def run_split(make_work: Callable[[], Callable[[str], None]], ids: list[str], out_dir: Path, suffix: str,
@@ -40,8 +51,8 @@ def run_split(make_work: Callable[[], Callable[[str], None]], ids: list[str], ou
         for image_id in tqdm(todo, desc=desc, leave=False):
             work(image_id)
         return
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = max(1, (os.cpu_count() or 1) // workers)
     shards = [todo[i::workers] for i in range(workers)]
     with mp.get_context("spawn").Pool(workers) as pool:
-        for _ in pool.imap_unordered(_worker, [(make_work, s, threads) for s in shards]):
+        for _ in pool.imap_unordered(_worker, [(make_work, s, threads, i) for i, s in enumerate(shards)]):
             pass

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from common import peak_memory_mb, print_table, run_variant  # noqa: E402
+from common import peak_memory_mb, print_table, reset_peak, run_variant  # noqa: E402
 
 
 def child(arch, scale, mode, device, repeats):
@@ -23,8 +23,7 @@ def child(arch, scale, mode, device, repeats):
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     model = create_model(arch).to(dev).eval()
     x = torch.randn(2, 3, scale, scale, device=dev)  # an image and its flip
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    reset_peak(dev)
 
     def once():
         with torch.no_grad():
@@ -69,7 +68,8 @@ def main():
                                        "--repeats", str(a.repeats)])
             base = base or r
             rows.append({"scale": s, "attention": mode, "device": r["device"], "images/s (pair)": r["images_per_s"],
-                         "peak MB": r["peak_mb"], "peak vs block-by-block": round(r["peak_mb"] / base["peak_mb"], 2)})
+                         "peak MB (inference)": r["peak_mb"],
+                         "peak vs block-by-block": round(r["peak_mb"] / base["peak_mb"], 2)})
     print_table(rows, f"CAM inference, {a.arch}, one image + its flip per pass")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

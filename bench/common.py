@@ -15,13 +15,29 @@ def run_variant(script: str, args: list[str]) -> dict:
 
 
 def peak_memory_mb(device) -> float:
+    """Peak since the last ``reset_peak``: CUDA max allocated, or on CPU the growth of the process's
+    max RSS (the kernel keeps only a running maximum, so this counts only what goes above it)."""
     import resource
 
     import torch
 
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - _BASE["rss"]
+
+
+_BASE = {"rss": 0.0}
+
+
+def reset_peak(device) -> None:
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        _BASE["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def print_table(rows: list[dict], title: str) -> None:

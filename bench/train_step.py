@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from common import peak_memory_mb, print_table, run_variant  # noqa: E402
+from common import peak_memory_mb, print_table, reset_peak, run_variant  # noqa: E402
 
 
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
@@ -60,10 +60,12 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
         loss.backward()
         opt.step()
 
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    reset_peak(dev)
     step()
     if dev.type == "cuda":
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     for _ in range(repeats):
         step()

@@ -57,7 +57,8 @@ def run(params):
     ids = VOCDataset(params.data.root, "train_aug", masks=None).ids
     key = params_hash(section_dict(params.cams), section_dict(params.model))
     with atomic_dir(OUT, resume_key=key) as tmp:
-        run_split(partial(make_work, params, tmp), ids, tmp, ".npz", workers=1, desc="make_cams")
+        run_split(partial(make_work, params, tmp), ids, tmp, ".npz", workers=params.base.infer_workers,
+                  desc="make_cams")
     res = score_cams(OUT, params.data.root, "train", threshold_range(*params.cams.thresholds))
     write_text("metrics/transcam_threshold.csv", pd.DataFrame(res.pop("curve")).to_csv(index=False))
     best = res.pop("best")

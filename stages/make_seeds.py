@@ -48,7 +48,8 @@ def run(params):
     ids = VOCDataset(params.data.root, "train_aug", masks=None).ids
     key = params_hash(params.bao.update, params.seeds.combine, section_dict(params.cams), params.masks.crf.unary)
     with atomic_dir(OUT, resume_key=key) as tmp:
-        run_split(partial(make_work, params, tmp), ids, tmp, ".png", workers=1, desc="make_seeds")
+        run_split(partial(make_work, params, tmp), ids, tmp, ".png", workers=params.base.infer_workers,
+                  desc="make_seeds")
     res = score_labels(OUT, params.data.root, "train")
     write_json("metrics/seed.json", {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")

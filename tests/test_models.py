@@ -107,3 +107,27 @@ def test_pickle_payload_refused(tmp_path):
     torch.save({"w": torch.zeros(1), "obj": Payload()}, tmp_path / "evil2.pth")
     with pytest.raises(CheckpointError, match="refused"):
         safe_load(tmp_path / "evil2.pth")
+
+
+def test_block_by_block_equals_stacked_attention():
+    """eq. 3-4 accumulated block by block equals TransCAM's stack -> mean over heads -> sum."""
+    torch.manual_seed(0)
+    model = create_model("conformer_mini").eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        a = model(x, need_attn=True)["attn"]
+        b = model(x, stack_blocks=True)["attn"]
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["deeplabv2", "deeplabv3plus"])
+def test_deeplab_forward_backward(arch):
+    from bao.models.deeplab import DeepLab, freeze_bn
+
+    model = DeepLab(arch, "resnet10t", 21, output_stride=8, pretrained=False).train()
+    freeze_bn(model)
+    out = model(torch.randn(2, 3, 64, 80))
+    assert out.shape == (2, 21, 64, 80)
+    out.mean().backward()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not bn.training and bn.weight.grad is None

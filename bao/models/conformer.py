@@ -39,7 +39,11 @@ class Attention(nn.Module):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         drop = self.attn_drop if self.training else 0.0
-        if need_weights:
+        if need_weights == "heads":  # every head's map, as TransCAM keeps them (benchmarks only)
+            attn = ((q * self.scale) @ k.transpose(-2, -1)).float().softmax(dim=-1)
+            out = F.dropout(attn.to(q.dtype), drop, self.training) @ v
+            weights = attn
+        elif need_weights:
             # explicit softmax(QK^T / sqrt(d)) (BAO.md eq. 1), one head at a time so that at most one
             # (B, N, N) map is alive besides the running head mean (eq. 2), which alone leaves the block
             outs, weights = [], None
@@ -218,8 +222,9 @@ class Conformer(nn.Module):
     def forward_features(self, x, need_attn: bool = False, stack_blocks: bool = False):
         """CNN feature (B, C, H/16, W/16), token sequence, and (if asked) the summed attention.
 
-        ``stack_blocks`` keeps every block's attention and stacks them before summing, as TransCAM
-        does; it exists only so benchmarks can measure what block-by-block accumulation saves."""
+        ``stack_blocks`` keeps every block's per-head attention, stacks them to (L, B, H, N, N), then
+        takes the mean over heads and the sum over blocks, as TransCAM does (conformer.py l.456-475);
+        it exists only so benchmarks can measure what block-by-block accumulation saves."""
         b, _, h, w = x.shape
         if h % 16 or w % 16:
             raise ValueError(f"input height and width must be multiples of 16, got {h}x{w}")
@@ -227,18 +232,19 @@ class Conformer(nn.Module):
         x, _ = self.conv_1(x_base)
         x_t = self.trans_patch_conv(x_base).flatten(2).transpose(1, 2)
         x_t = torch.cat([self.cls_token.expand(b, -1, -1), x_t], dim=1)
-        x_t, attn = self.trans_1(x_t, need_attn)
+        mode = "heads" if stack_blocks else need_attn
+        x_t, attn = self.trans_1(x_t, mode)
         # eq. 3: A = sum over blocks, accumulated block by block (never stacked: peak memory is one block's)
-        acc = attn.float() if need_attn else None
+        acc = attn.float() if need_attn and not stack_blocks else None
         kept = [attn] if stack_blocks else None
         for i in range(2, self.depth + 1):
-            x, x_t, attn = getattr(self, f"conv_trans_{i}")(x, x_t, need_attn)
+            x, x_t, attn = getattr(self, f"conv_trans_{i}")(x, x_t, mode)
             if stack_blocks:
                 kept.append(attn)
             elif need_attn:
                 acc = acc + attn.float()
         if stack_blocks:
-            acc = torch.stack(kept).float().sum(0)
+            acc = torch.stack(kept).mean(dim=2).sum(0)
         return x, x_t, acc
 
     def forward(self, x, need_attn: bool = False, stack_blocks: bool = False) -> dict:

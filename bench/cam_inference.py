@@ -6,14 +6,13 @@ stacking every block's attention (TransCAM's way), and the flipped pair batched 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from common import peak_memory_mb, print_table, reset_peak, run_variant  # noqa: E402
+from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
 
 
 def child(arch, scale, mode, device, repeats):
@@ -35,15 +34,7 @@ def child(arch, scale, mode, device, repeats):
                 o = model(x, need_attn=True, stack_blocks=mode == "stacked")
                 refine(o["cam"], o["attn"])
 
-    once()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        once()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t) / repeats
+    dt = timed(once, repeats, dev)
     print(json.dumps({"images_per_s": round(1 / dt, 3), "peak_mb": round(peak_memory_mb(dev), 1), "device": dev.type}))
 
 

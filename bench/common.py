@@ -40,6 +40,25 @@ def reset_peak(device) -> None:
         _BASE["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def timed(fn, repeats: int, device) -> float:
+    """Seconds per call of ``fn`` after one warm-up call (CUDA synchronised)."""
+    import time
+
+    import torch
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / repeats
+
+
 def print_table(rows: list[dict], title: str) -> None:
     cols = list(rows[0])
     width = {c: max(len(c), *(len(f"{r[c]}") for r in rows)) for c in cols}

@@ -9,7 +9,6 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from common import peak_memory_mb, print_table, reset_peak, run_variant  # noqa: E402
+from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
 
 
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
@@ -63,15 +62,7 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     if dev.type == "cuda":
         torch.cuda.synchronize()
     reset_peak(dev)
-    step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / repeats
+    dt = timed(step, repeats, dev)
     print(json.dumps({"images_per_s": round(batch / dt, 2), "peak_mb": round(peak_memory_mb(dev), 1), "device": dev.type}))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,10 +128,6 @@ class Checkpointer:
         if self.path.exists():
             self.path.unlink()
         write_json(self.folder / "status.json", {"finished": True, "key": self.key})
-
-    @staticmethod
-    def clear(folder: str | Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def rng_state() -> dict:

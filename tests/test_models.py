@@ -7,7 +7,6 @@ import torch
 from bao.models import create_model, list_models
 from bao.models.weights import CheckpointError, load_pretrained, safe_load
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
 KEYS = Path(__file__).resolve().parent / "data"
 
 

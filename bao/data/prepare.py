@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from bao.data.voc import DataError, VOCDataset, build_label_file, check_mask, classes_in, load_image, split_path
-from bao.io import atomic_file, load_label_png, save_label_png
+from bao.data.voc import DataError, VOCDataset, build_label_file, classes_in, split_path
+from bao.io import atomic_file, save_label_png
 
 
 class DownloadError(RuntimeError):
@@ -218,6 +218,3 @@ def validate(root: Path, splits: list[str], policy: str) -> dict:
     build_label_file(root)
     return report
 
-
-__all__ = ["download", "safe_extract", "convert_sbd", "compute_train_aug", "prepare_voc", "validate",
-           "check_mask", "load_image", "load_label_png", "DownloadError"]

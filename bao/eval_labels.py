@@ -20,10 +20,6 @@ from bao.io import load_label_png, load_npz, write_json
 from bao.metrics import ConfusionMatrix
 
 
-def _gt(ds: VOCDataset, image_id: str, shape) -> np.ndarray:
-    return ds.load_mask(image_id, shape)
-
-
 def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[str] | None = None) -> dict:
     pred_dir = Path(pred_dir)
     ds = VOCDataset(root, split, masks="gt", ids=ids)
@@ -33,7 +29,7 @@ def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[s
         if not path.exists():
             raise DataError(f"{path}: prediction for '{image_id}' (split {split}) not found")
         pred = load_label_png(path)
-        gt = _gt(ds, image_id, None)
+        gt = ds.load_mask(image_id)
         if pred.shape != gt.shape:
             raise DataError(f"{path}: prediction size {pred.shape[::-1]} != ground truth {gt.shape[::-1]}")
         if pred[pred != 255].max(initial=0) >= len(CLASSES):
@@ -72,7 +68,7 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
         if path is None:
             raise DataError(f"{cam_dir / image_id}.npz: CAM for '{image_id}' (split {split}) not found")
         keys, cams = load_cam(path)
-        gt = _gt(ds, image_id, None)
+        gt = ds.load_mask(image_id)
         if cams.shape[1:] != gt.shape:
             raise DataError(f"{path}: CAM size {cams.shape[1:][::-1]} != ground truth {gt.shape[::-1]}")
         keep = gt != 255

@@ -191,7 +191,7 @@ class Ema:
 
 @dataclass
 class Seeds:
-    combine: Literal["am", "cam", "mean"]
+    combine: Literal["am", "cam", "mean", "am_bg"]
 
 
 @dataclass

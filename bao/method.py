@@ -110,11 +110,18 @@ def update_mode(update: str, epoch: int, share_epochs: int) -> str:
     return {"share": "share", "ema": "ema", "amn": "none"}[update]
 
 
+COMBINES = ("am", "cam", "mean", "am_bg")
+
+
 def combine_seed_scores(am_logits: torch.Tensor, cam_fg: torch.Tensor, label: torch.Tensor, combine: str) -> torch.Tensor:
     """Seed scores (21, H, W) from the target's activation map and refined foreground CAM (BAO.md §3.5).
 
     am: softmax over background + the image's classes; cam: eq. 6 on the min-max normalised CAM;
-    mean (project default): the normalised foreground channels of both averaged, background from AM.
+    mean: the normalised foreground channels of both averaged, background from AM;
+    am_bg: M_t = [AM^bg_t, M^fg*_t], the AM's background channel (1 x h x w) stacked on the refined
+    foreground CAM ((S-1) x h x w), as the OCR of §3.5 gives the shapes. The background probability
+    is max-normalised like the CAM channels: label smoothing (eps) caps a trained AM's softmax near
+    1 - eps, which would otherwise lose every pixel to a CAM channel that peaks at 1.
     Absent classes are -inf, so the seed is a plain argmax: no threshold.
     """
     present = torch.cat([torch.ones(1, dtype=torch.bool), label > 0])[:, None, None]
@@ -125,6 +132,11 @@ def combine_seed_scores(am_logits: torch.Tensor, cam_fg: torch.Tensor, label: to
     prob = am_logits.float().masked_fill(~present, float("-inf")).softmax(0)
     if combine == "am":
         return prob.masked_fill(~present, float("-inf"))
+    if combine == "am_bg":
+        scores = torch.cat([max_norm(prob[:1]), minmax_norm(cam_fg)])
+        return scores.masked_fill(~present, float("-inf"))
+    if combine != "mean":
+        raise ValueError(f"seeds.combine: {combine!r} is not one of {COMBINES}")
     fg = (max_norm(prob[1:]) + minmax_norm(cam_fg)) / 2
     scores = torch.cat([prob[:1], fg])
     return scores.masked_fill(~present, float("-inf"))

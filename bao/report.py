@@ -126,6 +126,23 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
     save_fig(fig, path)
 
 
-def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str) -> None:
-    write_text(md_path, table1_markdown(df, note))
+COMBINE_NAMES = {"am": "activation map alone", "cam": "eq. 6 on the refined CAM",
+                 "mean": "mean of normalised fg channels, bg from AM", "am_bg": "[AM background, refined CAM foreground]"}
+
+
+def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
+    """The seed mIoU of every ``seeds.combine`` rule (BAO.md §3.5), from make_seeds' metric file."""
+    m = _read(path)
+    if m is None:
+        return ""
+    lines = [f"Seed ablation, {m['method']}, {m['split']} (`seeds.combine`; no threshold in any row):", "",
+             "| seeds.combine | combination | Seed |", "|---|---|---|"]
+    for c, v in m["miou"].items():
+        mark = " (used)" if c == chosen else ""
+        lines.append(f"| `{c}`{mark} | {COMBINE_NAMES.get(c, c)} | {100 * v:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str, extra: str = "") -> None:
+    write_text(md_path, table1_markdown(df, note) + ("\n" + extra if extra else ""))
     write_text(csv_path, df.to_csv(index=False))

@@ -20,8 +20,9 @@ def load_target(params, path, device) -> BAONet:
     return net.to(device).eval()
 
 
-def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
-    """(21, H, W) seed scores of one image; the seed is their argmax."""
+def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
+    """The target's activation map (21, H, W; logits averaged over passes) and its refined foreground
+    CAM (20, H, W; summed over passes, as TransCAM's inference) of one image."""
     y = torch.from_numpy(label)
 
     def fn(x):
@@ -31,19 +32,30 @@ def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: 
 
     maps = multi_scale(fn, image, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
     passes = len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)
-    return combine_seed_scores(maps[:21] / passes, maps[21:], y, combine)
+    return maps[:21] / passes, maps[21:]
+
+
+def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
+    """(21, H, W) seed scores of one image; the seed is their argmax."""
+    am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
+    return combine_seed_scores(am, cam, torch.from_numpy(label), combine)
 
 
 @torch.no_grad()
-def seed_miou(model, root, split: str, cams_cfg, combine: str, device, amp, ids=None) -> float:
-    """Seed mIoU of ``model`` on a split's ground truth (the per-epoch curve of Figure 4)."""
+def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=None) -> dict[str, dict]:
+    """Seed scores (``ConfusionMatrix.summary``) of ``model`` on a split's ground truth for each rule in
+    ``combines``; the network runs once per image whatever the number of rules."""
     was_training = model.training
     model.eval()
     ds = VOCDataset(root, split, masks="gt", ids=ids)
-    cm = ConfusionMatrix(len(CLASSES))
+    cms = {c: ConfusionMatrix(len(CLASSES)) for c in combines}
     for image_id in ds.ids:
         image = ds.load_image(image_id)
-        seed = seed_scores(model, image, ds.label(image_id), cams_cfg, combine, device, amp).argmax(0).numpy()
-        cm.update(seed, ds.load_mask(image_id, image.shape[:2]))
+        label = ds.label(image_id)
+        am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
+        gt = ds.load_mask(image_id, image.shape[:2])
+        for c, cm in cms.items():
+            cm.update(combine_seed_scores(am, cam, torch.from_numpy(label), c).argmax(0).numpy(), gt)
     model.train(was_training)
-    return cm.summary()["miou"]
+    return {c: cm.summary(CLASSES) for c, cm in cms.items()}
+

@@ -3,7 +3,8 @@
 The target's activation map and its refined foreground CAM, multi-scale and flip as the CAM
 inference, combined as ``seeds.combine`` and arg-maxed: no background threshold. Output palette PNGs
 ``seeds/bao/<id>.png`` (and, for ``masks.crf.unary: scores``, the seed scores ``<id>.npz``), and
-``metrics/seed.json`` with the mIoU on VOC train.
+``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU of
+every ``seeds.combine`` rule from the same target (BAO.md §3.5 asks for all of them).
 """
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,8 @@ from bao.eval_labels import score_labels
 from bao.infer import run_split
 from bao.io import atomic_dir, params_hash, save_label_png, save_npz, write_json
 from bao.runtime import amp_context, select_device
-from bao.seeds import load_target, seed_scores
+from bao.method import COMBINES
+from bao.seeds import load_target, seed_mious, seed_scores
 from bao.stage import main
 
 OUT = Path("seeds/bao")
@@ -53,6 +55,12 @@ def run(params):
     res = score_labels(OUT, params.data.root, "train")
     write_json("metrics/seed.json", {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")
+    device = select_device(params.base.device)
+    model = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
+    ablation = seed_mious(model, params.data.root, "train", params.cams, COMBINES, device,
+                          amp_context(device, params.base.amp))
+    write_json("metrics/seed_ablation.json", {"method": f"BAO ({params.bao.update})", "split": "train",
+                                              "miou": {c: r["miou"] for c, r in ablation.items()}})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from bao.data import VOCDataset
 from bao.eval_labels import load_cam
 from bao.io import load_label_png
-from bao.report import colorize, figure4, grid_figure, table1, threshold_figure, write_table
+from bao.report import colorize, figure4, grid_figure, seed_ablation_markdown, table1, threshold_figure, write_table
 from bao.runtime import amp_context, select_device
 from bao.seeds import load_target, seed_scores
 from bao.stage import main
@@ -29,7 +29,8 @@ def run(params):
     df = table1("metrics", r.test_miou)
     data = json.loads(Path("metrics/data.json").read_text())
     note = NOTE + f" Dataset: {data['source']} ({data.get('train_aug', '?')} train_aug images)."
-    write_table(df, "metrics/table1.md", "metrics/table1.csv", note)
+    write_table(df, "metrics/table1.md", "metrics/table1.csv", note,
+                seed_ablation_markdown("metrics/seed_ablation.json", params.seeds.combine))
     Path("plots").mkdir(exist_ok=True)
     tc = json.loads(Path("metrics/transcam_seed.json").read_text())
     bao_seed = json.loads(Path("metrics/seed.json").read_text())["miou"]

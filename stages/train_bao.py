@@ -22,11 +22,11 @@ from bao.data import VOCDataset
 from bao.data.prepare import md5sum
 from bao.data.transforms import TrainCrops
 from bao.io import atomic_file, load_label_png, params_hash, write_text
-from bao.method import BAONet, cosine_tau, ema_update, pcl_loss, pseudo_labels, share, update_mode
+from bao.method import COMBINES, BAONet, cosine_tau, ema_update, pcl_loss, pseudo_labels, share, update_mode
 from bao.models import create_model
 from bao.models.weights import safe_load
 from bao.runtime import Checkpointer, unwrap
-from bao.seeds import seed_miou
+from bao.seeds import seed_mious
 from bao.stage import main
 from bao.train import Loop, Runtime
 
@@ -92,16 +92,18 @@ def run(params, variant: str):
         elif mode == "ema":
             ema_update(target, net, cosine_tau(global_step, total, params.ema.tau))
 
-    def evaluate(combine):
+    def evaluate(chosen):
+        # every seeds.combine rule from one pass of the network; seed_miou is the configured one
         model_ = target if target is not None else net
-        return seed_miou(model_, params.data.root, "train", params.cams, combine, rt.device, rt.amp)
+        res = seed_mious(model_, params.data.root, "train", params.cams, COMBINES, rt.device, rt.amp)
+        return {"seed_miou": res[chosen]["miou"], **{f"miou_{c}": r["miou"] for c, r in res.items()}}
 
     def end_epoch(epoch):
-        return {"seed_miou": evaluate(params.seeds.combine)} if rt.dist.main else {}
+        return evaluate(params.seeds.combine) if rt.dist.main else {}
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so eq. 6 on the CAM (combine=cam)
-        return {"epoch": 0, "step": 0, "seed_miou": evaluate("cam")} if rt.dist.main else None
+        return {"epoch": 0, "step": 0, **evaluate("cam")} if rt.dist.main else None
 
     key = params_hash(variant, section_dict(params.model), section_dict(cfg), section_dict(params.ema),
                       section_dict(params.cams), params.seeds.combine, params.base.seed,

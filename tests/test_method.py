@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from bao.cam import max_norm, minmax_norm, refine
-from bao.method import (combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels, share,
+from bao.method import (COMBINES, combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels, share,
                         update_mode)
 
 
@@ -92,11 +92,30 @@ def test_combine_seed_scores():
     cam[3] = torch.tensor([[0.1, 1.0]])
     label = np.zeros(20, np.float32)
     label[3] = 1
-    for combine in ("am", "cam", "mean"):
+    for combine in COMBINES:
         s = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
         assert s.shape == (21, 1, 2)
         assert torch.isinf(s[1]).all()  # absent class
         assert s.argmax(0).tolist() == [[0, 4]], combine
+
+
+def test_combine_am_bg_by_hand():
+    """am_bg: [max-normalised AM background probability, min-max refined CAM] (BAO.md §3.5, OCR shapes)."""
+    am = torch.zeros(21, 1, 3)
+    am[0, 0] = torch.tensor([2.0, 0.0, -2.0])  # class 3 (channel 4) logits stay 0
+    cam = torch.zeros(20, 1, 3)
+    cam[3, 0] = torch.tensor([0.0, 0.55, 1.0])
+    cam[7, 0] = torch.tensor([9.0, 9.0, 9.0])  # absent class: must not count
+    label = torch.zeros(20)
+    label[3] = 1
+    s = combine_seed_scores(am, cam, label, "am_bg")
+    p_bg = torch.sigmoid(torch.tensor([2.0, 0.0, -2.0]))  # softmax over {bg, class 3}
+    assert torch.allclose(s[0, 0], p_bg / p_bg.max(), atol=1e-4)
+    assert torch.allclose(s[4, 0], torch.tensor([0.0, 0.55, 1.0]), atol=1e-4)
+    assert torch.isinf(s[8]).all()
+    assert s.argmax(0).tolist() == [[0, 0, 4]]
+    # eq. 6 alone calls the middle pixel foreground (1 - 0.55 < 0.55); the AM's background keeps it
+    assert combine_seed_scores(am, cam, label, "cam").argmax(0).tolist() == [[0, 4, 4]]
 
 
 def test_refine_with_identity():

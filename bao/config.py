@@ -65,8 +65,9 @@ class MiniVOC:
 
 @dataclass
 class Data:
-    source: Literal["mini", "voc"]
+    source: Literal["mini", "voc", "folder"]
     root: str
+    folder: Optional[str]  # source folder: an existing VOC-layout dataset, copied into root
     download_dir: str
     voc_urls: list[str]
     voc_md5: str
@@ -75,6 +76,8 @@ class Data:
     mini: MiniVOC
 
     def check(self, p):
+        if self.source == "folder" and not self.folder:
+            raise ParamsError(f"{p}.folder: data.source is 'folder', so name the VOC-layout dataset folder")
         for k in ("voc_urls", "sbd_urls"):
             if not getattr(self, k):
                 raise ParamsError(f"{p}.{k}: needs at least one URL")

@@ -1,11 +1,12 @@
-"""Stage prepare_data: the VOC2012 folder (mini-VOC generated, or VOC 2012 + SBD downloaded).
+"""Stage prepare_data: the VOC2012 folder (mini-VOC generated, VOC 2012 + SBD downloaded, or an
+existing VOC-format dataset, ``data.folder``, linked or copied in).
 
 Output ``data.root`` (VOC layout + train_aug list + cls_labels.json) and ``metrics/data.json``.
 """
 from pathlib import Path
 
 from bao.data import minivoc
-from bao.data.prepare import prepare_voc, validate
+from bao.data.prepare import prepare_folder, prepare_voc, validate
 from bao.io import atomic_dir, write_json
 from bao.stage import main
 
@@ -13,16 +14,20 @@ from bao.stage import main
 def run(params):
     d = params.data
     root = Path(d.root)
+    info = {}
     with atomic_dir(root) as tmp:
         tmp.rmdir()
-        if d.source == "mini":
+        if d.source == "folder":
+            tmp.mkdir()
+            info = prepare_folder(Path(d.folder), tmp)
+        elif d.source == "mini":
             m = d.mini
             minivoc.generate(tmp, m.num_train, m.num_val, m.num_test, m.num_aug, m.min_side, m.max_side,
                              seed=params.base.seed)
         else:
             prepare_voc(tmp, Path(d.download_dir), d.voc_urls, d.voc_md5, d.sbd_urls, d.sbd_md5)
         report = validate(tmp, ["train_aug", "train", "val", "test"], params.base.bad_input)
-    write_json("metrics/data.json", {"source": d.source, **report["counts"],
+    write_json("metrics/data.json", {"source": d.source, **info, **report["counts"],
                                      "skipped": len(report["skipped"]), "skipped_files": report["skipped"]})
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bao.data import VOCDataset
+from bao.data import VOCDataset, read_split
 from bao.eval_labels import load_cam
 from bao.io import load_label_png
 from bao.report import colorize, figure4, grid_figure, seed_ablation_markdown, table1, threshold_figure, write_table
@@ -22,6 +22,17 @@ NOTE = ("Reproduced columns come from this run's metric files (mIoU %, seed and 
         "TransCAM's seed is at its best background threshold and its mask is that seed refined by the "
         "same CRF (the paper's TransCAM mask uses PSA). SeCo is quoted only. "
         "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou).")
+
+
+def figure_ids(root, split: str, wanted: list[str], key: str) -> list[str]:
+    """``wanted`` ids that the split has; if none of them, its first four (another dataset than the
+    one the ids were picked for), said on stdout."""
+    ids = read_split(root, split)
+    have = [i for i in wanted if i in set(ids)]
+    if not have:
+        have = ids[:4]
+        print(f"{key}: none of {wanted} is in {split}; using {have}")
+    return have
 
 
 def run(params):
@@ -40,7 +51,8 @@ def run(params):
 
     root = params.data.root
     # Figure 2: image / ground truth / DeepLab prediction on val
-    val = VOCDataset(root, params.evaluate.split, masks="gt", ids=r.figure2_ids)
+    val = VOCDataset(root, params.evaluate.split, masks="gt",
+                     ids=figure_ids(root, params.evaluate.split, r.figure2_ids, "report.figure2_ids"))
     rows = []
     for i in val.ids:
         img = val.load_image(i)
@@ -53,7 +65,7 @@ def run(params):
     device = select_device(params.base.device)
     target = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
     amp = amp_context(device, params.base.amp)
-    train = VOCDataset(root, "train", masks="gt", ids=r.figure3_ids)
+    train = VOCDataset(root, "train", masks="gt", ids=figure_ids(root, "train", r.figure3_ids, "report.figure3_ids"))
     rows = []
     with torch.no_grad():
         for i in train.ids:

@@ -28,6 +28,8 @@ def test_params_yaml_is_valid():
     (lambda r: r["model"].update(arch="resnet"), "model.arch"),
     (lambda r: r["transcam"].pop("lr"), "transcam.lr"),
     (lambda r: r["transcam"].update(epochs=0), "transcam.epochs"),
+    (lambda r: r["data"].update(source="folder"), "data.folder"),
+    (lambda r: r["seeds"].update(combine="max"), "seeds.combine"),
 ])
 def test_bad_params_name_the_key(edit, key):
     r = copy.deepcopy(raw())

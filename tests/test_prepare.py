@@ -166,3 +166,61 @@ def test_link_escape_refused(tmp_path):
     archive.write_bytes(buf.getvalue())
     with pytest.raises(DataError, match="points outside"):
         safe_extract(archive, tmp_path / "out")
+
+
+def _voc_folder(mini_root: Path, dest: Path) -> Path:
+    """A VOC-format dataset as others ship it: VOCdevkit/VOC2012, no train_aug list, no labels file."""
+    import shutil
+
+    voc = dest / "VOCdevkit" / "VOC2012"
+    shutil.copytree(mini_root, voc)
+    (voc / "ImageSets" / "Segmentation" / "train_aug.txt").unlink()
+    (voc / "cls_labels.json").unlink(missing_ok=True)
+    return voc
+
+
+def test_prepare_folder_voc_format(mini_root, tmp_path):
+    from PIL import Image
+
+    from bao.data.prepare import prepare_folder, validate
+    from bao.io import voc_palette
+
+    voc = _voc_folder(mini_root, tmp_path / "src")
+    train, val = read_split(voc, "train"), read_split(voc, "val")
+    # one ground-truth mask saved as an RGB image in the VOC colour map
+    png = voc / "SegmentationClass" / f"{train[0]}.png"
+    index = load_label_png(png)
+    pal = np.array(voc_palette(), np.uint8).reshape(256, 3)
+    Image.fromarray(pal[index]).save(png)
+    before = {p: p.read_bytes() for p in (voc / "ImageSets" / "Segmentation").glob("*.txt")}
+
+    root = tmp_path / "VOC2012"
+    root.mkdir()
+    info = prepare_folder(tmp_path / "src", root)
+    assert info["colour_masks_converted"] == 1
+    np.testing.assert_array_equal(load_label_png(root / "SegmentationClass" / png.name), index)
+    aug_ids = sorted(p.stem for p in (voc / "SegmentationClassAug").glob("*.png"))
+    assert read_split(root, "train_aug") == sorted((set(aug_ids) | set(train)) - set(val))
+    report = validate(root, ["train_aug", "train", "val", "test"], "error")
+    assert report["counts"]["train"] == len(train) and (root / "cls_labels.json").exists()
+    jpg = f"{train[1]}.jpg"
+    assert (root / "JPEGImages" / jpg).read_bytes() == (voc / "JPEGImages" / jpg).read_bytes()
+    # the source dataset is never written to
+    assert {p: p.read_bytes() for p in before} == before and not (voc / "cls_labels.json").exists()
+
+
+def test_prepare_folder_errors_name_the_file(mini_root, tmp_path):
+    from PIL import Image
+
+    from bao.data.prepare import prepare_folder
+
+    with pytest.raises(DataError, match="JPEGImages"):
+        prepare_folder(tmp_path / "nothing", tmp_path / "out")
+    voc = _voc_folder(mini_root, tmp_path / "src")
+    png = voc / "SegmentationClass" / f"{read_split(voc, 'val')[0]}.png"
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(png)
+    with pytest.raises(DataError, match=rf"{png.name}: colour \[7, 7, 7\] is not a VOC class colour"):
+        prepare_folder(tmp_path / "src", tmp_path / "out")
+    (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
+    with pytest.raises(DataError, match="val.txt: required"):
+        prepare_folder(tmp_path / "src", tmp_path / "out2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import shutil
 import tarfile
 import urllib.error
@@ -19,7 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from bao.data.voc import DataError, VOCDataset, build_label_file, classes_in, split_path
-from bao.io import atomic_file, save_label_png
+from PIL import Image
+
+from bao.io import atomic_file, save_label_png, voc_palette
 
 
 class DownloadError(RuntimeError):
@@ -184,6 +187,86 @@ def prepare_voc(root: Path, download_dir: Path, voc_urls, voc_md5, sbd_urls, sbd
         shutil.move(str(voc), str(root))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+MASK_DIRS = ("SegmentationClass", "SegmentationClassAug")
+
+
+def find_voc_root(src: Path) -> Path:
+    """The folder that holds ``JPEGImages``: ``src`` itself, ``src/VOC2012`` or ``src/VOCdevkit/VOC2012``."""
+    for cand in (src, src / "VOC2012", src / "VOCdevkit" / "VOC2012"):
+        if (cand / "JPEGImages").is_dir():
+            return cand
+    raise DataError(f"{src}: no JPEGImages/ here, in VOC2012/ or in VOCdevkit/VOC2012/ (data.folder)")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard link when the file system allows (no copy of a large dataset), else copy. Only files
+    the pipeline never rewrites are linked (images, masks), so the source folder is never modified."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _colour_to_index(path: Path, rgb: np.ndarray) -> np.ndarray:
+    """An RGB mask drawn in the VOC colour map -> class indices; other colours raise DataError."""
+    pal = np.array(voc_palette(), dtype=np.int64).reshape(256, 3)
+    lut = {int(c): i for i, c in enumerate(pal[:, 0] << 16 | pal[:, 1] << 8 | pal[:, 2]) if i < 21 or i == 255}
+    codes = rgb[..., 0].astype(np.int64) << 16 | rgb[..., 1].astype(np.int64) << 8 | rgb[..., 2]
+    out = np.zeros(codes.shape, np.uint8)
+    for code in np.unique(codes):
+        if int(code) not in lut:
+            colour = [(int(code) >> k) & 255 for k in (16, 8, 0)]
+            raise DataError(f"{path}: colour {colour} is not a VOC class colour")
+        out[codes == code] = lut[int(code)]
+    return out
+
+
+def prepare_folder(src: Path, root: Path) -> dict:
+    """An existing VOC-format dataset -> ``root`` (data.source: folder).
+
+    Needs ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` and ``ImageSets/Segmentation/{train,val}.txt``;
+    ``test``, ``trainval``, ``train_aug`` lists and ``SegmentationClassAug`` are used when present. Without a
+    ``train_aug`` list it is (SegmentationClassAug ids ∪ train) − val, or train alone when there are no
+    extra masks. Masks in the VOC colour map saved as RGB are converted to palette PNGs. Files listed
+    but missing are left for ``validate`` to report (or skip, with ``base.bad_input: skip``).
+    """
+    voc = find_voc_root(src)
+    for need in (split_path(voc, "train"), split_path(voc, "val"), voc / "SegmentationClass"):
+        if not need.exists():
+            raise DataError(f"{need}: required in a VOC-format dataset (data.folder) but missing")
+    splits = {s: read_list(split_path(voc, s)) for s in ("train", "val", "trainval", "test", "train_aug")
+              if split_path(voc, s).exists()}
+    if "train_aug" not in splits:
+        aug_dir = voc / "SegmentationClassAug"
+        extra = sorted(p.stem for p in aug_dir.glob("*.png")) if aug_dir.is_dir() else []
+        splits["train_aug"] = compute_train_aug(extra, splits["train"], splits["val"])
+    ids = sorted({i.split()[0] for lst in splits.values() for i in lst})
+    converted = 0
+    for image_id in tqdm(ids, desc=f"copy {voc}", leave=False):
+        jpg = voc / "JPEGImages" / f"{image_id}.jpg"
+        if jpg.exists():
+            _link_or_copy(jpg, root / "JPEGImages" / jpg.name)
+        for d in MASK_DIRS:
+            png = voc / d / f"{image_id}.png"
+            if not png.exists():
+                continue
+            try:
+                with Image.open(png) as img:
+                    mode = img.mode
+                    rgb = np.asarray(img.convert("RGB")) if mode in ("RGB", "RGBA") else None
+            except Exception as e:
+                raise DataError(f"{png}: cannot read label PNG: {e}") from None
+            if rgb is None:
+                _link_or_copy(png, root / d / png.name)
+            else:
+                save_label_png(root / d / png.name, _colour_to_index(png, rgb))
+                converted += 1
+    for s, lst in splits.items():
+        write_split(split_path(root, s), [i.split()[0] for i in lst])
+    return {"folder": str(voc), "colour_masks_converted": converted}
 
 
 def validate(root: Path, splits: list[str], policy: str) -> dict:

@@ -108,6 +108,12 @@ def run(params, source):
     export_test(params, model, device, amp)
 
 
+def _stable(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Same predictions, same tar bytes: no mtimes or owners (DVC then sees an unchanged output)."""
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
 def export_test(params, model, device, amp) -> None:
     """Test predictions in the server's layout (results/VOC2012/Segmentation/comp6_test_cls) + a tar."""
     with atomic_dir("results") as tmp:
@@ -118,7 +124,7 @@ def export_test(params, model, device, amp) -> None:
         for image_id in ds.ids:
             save_label_png(out / f"{image_id}.png", predict(model, ds.load_image(image_id), params.evaluate, device, amp))
         with atomic_file(tmp / "voc2012_test.tar") as f, tarfile.open(fileobj=f, mode="w") as tar:
-            tar.add(tmp / "VOC2012", arcname="results/VOC2012")
+            tar.add(tmp / "VOC2012", arcname="results/VOC2012", filter=_stable)
         print(f"test predictions for {len(ds)} images: results/voc2012_test.tar (upload to the VOC server)")
 
 

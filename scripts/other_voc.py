@@ -1,0 +1,49 @@
+"""A second VOC-format dataset for trying the pipeline on data it was not tuned on (README, Results).
+
+    python scripts/other_voc.py /tmp/other          # writes /tmp/other/VOCdevkit/VOC2012
+    dvc exp run -S data.source=folder -S data.folder=/tmp/other/VOCdevkit
+
+A mini-VOC draw with another seed and sizes, shaped as others ship VOC-format data: VOCdevkit/VOC2012,
+VOC-style ids the project's params do not name, no train_aug list or labels file, and every third
+ground-truth mask saved as an RGB image in the VOC colour map.
+"""
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bao.data import minivoc
+from bao.io import load_label_png, voc_palette
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    root = args.out / "VOCdevkit" / "VOC2012"
+    if root.exists():
+        raise SystemExit(f"{root}: exists; choose another folder")
+    minivoc.generate(root, num_train=64, num_val=32, num_test=0, num_aug=96, min_side=120, max_side=184,
+                     seed=args.seed)
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").unlink()
+    (root / "cls_labels.json").unlink(missing_ok=True)
+
+    def rename(s):
+        return re.sub(r"mini_(\d+)", lambda m: f"2031_{int(m.group(1)) * 7:06d}", s)
+
+    for d in ("JPEGImages", "SegmentationClass", "SegmentationClassAug"):
+        for p in (root / d).iterdir():
+            p.rename(p.with_name(rename(p.name)))
+    for p in (root / "ImageSets" / "Segmentation").glob("*.txt"):
+        p.write_text(rename(p.read_text()))
+    pal = np.array(voc_palette(), np.uint8).reshape(256, 3)
+    for p in sorted((root / "SegmentationClass").glob("*.png"))[::3]:
+        Image.fromarray(pal[load_label_png(p)]).save(p)
+    print(f"{root}: {len(list((root / 'JPEGImages').glob('*.jpg')))} images")
+
+
+if __name__ == "__main__":
+    main()

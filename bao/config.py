@@ -67,7 +67,7 @@ class MiniVOC:
 class Data:
     source: Literal["mini", "voc", "folder"]
     root: str
-    folder: Optional[str]  # source folder: an existing VOC-layout dataset, copied into root
+    folder: Optional[str]  # source folder: an existing VOC-layout dataset, linked or copied into root
     download_dir: str
     voc_urls: list[str]
     voc_md5: str

@@ -80,6 +80,7 @@ def save_fig(fig, path: str | Path) -> None:
 def figure4(metrics_dir: str | Path, variants: list[str], transcam_best: float | None, path: str | Path,
             chosen: str = "", secondary: str = "") -> None:
     """Seed mIoU per epoch of each variant (solid: ``seeds.combine``; dotted: the ``secondary`` rule)."""
+    dotted = secondary if secondary != chosen else ""
     fig, ax = plt.subplots(figsize=(6, 4))
     for v in variants:
         p = Path(metrics_dir) / "bao" / f"{v}.csv"
@@ -87,15 +88,15 @@ def figure4(metrics_dir: str | Path, variants: list[str], transcam_best: float |
             df = pd.read_csv(p)
             line, = ax.plot(df["epoch"], 100 * df["seed_miou"], marker="o", label=VARIANT_NAMES.get(v, v))
             # from epoch 1: at epoch 0 the AM head is untrained
-            if secondary and secondary != chosen and f"miou_{secondary}" in df and len(df) > 1:
-                ax.plot(df["epoch"][1:], 100 * df[f"miou_{secondary}"][1:], ls=":", color=line.get_color())
+            if dotted and f"miou_{dotted}" in df and len(df) > 1:
+                ax.plot(df["epoch"][1:], 100 * df[f"miou_{dotted}"][1:], ls=":", color=line.get_color())
     if transcam_best is not None:
         ax.axhline(100 * transcam_best, color="grey", ls="--", lw=1, label="TransCAM (best threshold)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("seed mIoU on train (%)")
     title = "Figure 4: target-model seed mIoU per epoch"
-    if chosen and secondary and secondary != chosen:
-        title += f"\n(solid: {chosen}; dotted: {secondary})"
+    if chosen and dotted:
+        title += f"\n(solid: {chosen}; dotted: {dotted})"
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

@@ -58,4 +58,3 @@ def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=Non
             cm.update(combine_seed_scores(am, cam, torch.from_numpy(label), c).argmax(0).numpy(), gt)
     model.train(was_training)
     return {c: cm.summary(CLASSES) for c, cm in cms.items()}
-

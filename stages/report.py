@@ -28,7 +28,8 @@ def figure_ids(root, split: str, wanted: list[str], key: str) -> list[str]:
     """``wanted`` ids that the split has; if none of them, its first four (another dataset than the
     one the ids were picked for), said on stdout."""
     ids = read_split(root, split)
-    have = [i for i in wanted if i in set(ids)]
+    known = set(ids)
+    have = [i for i in wanted if i in known]
     if not have:
         have = ids[:4]
         print(f"{key}: none of {wanted} is in {split}; using {have}")

@@ -17,11 +17,10 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from bao.data.voc import DataError, VOCDataset, build_label_file, classes_in, split_path
-from PIL import Image
-
+from bao.data.voc import DataError, VOCDataset, build_label_file, classes_in, read_split, split_path
 from bao.io import atomic_file, save_label_png, voc_palette
 
 
@@ -237,13 +236,13 @@ def prepare_folder(src: Path, root: Path) -> dict:
     for need in (split_path(voc, "train"), split_path(voc, "val"), voc / "SegmentationClass"):
         if not need.exists():
             raise DataError(f"{need}: required in a VOC-format dataset (data.folder) but missing")
-    splits = {s: read_list(split_path(voc, s)) for s in ("train", "val", "trainval", "test", "train_aug")
+    splits = {s: read_split(voc, s) for s in ("train", "val", "trainval", "test", "train_aug")
               if split_path(voc, s).exists()}
     if "train_aug" not in splits:
         aug_dir = voc / "SegmentationClassAug"
         extra = sorted(p.stem for p in aug_dir.glob("*.png")) if aug_dir.is_dir() else []
         splits["train_aug"] = compute_train_aug(extra, splits["train"], splits["val"])
-    ids = sorted({i.split()[0] for lst in splits.values() for i in lst})
+    ids = sorted({i for lst in splits.values() for i in lst})
     converted = 0
     for image_id in tqdm(ids, desc=f"copy {voc}", leave=False):
         jpg = voc / "JPEGImages" / f"{image_id}.jpg"
@@ -265,7 +264,7 @@ def prepare_folder(src: Path, root: Path) -> dict:
                 save_label_png(root / d / png.name, _colour_to_index(png, rgb))
                 converted += 1
     for s, lst in splits.items():
-        write_split(split_path(root, s), [i.split()[0] for i in lst])
+        write_split(split_path(root, s), lst)
     return {"folder": str(voc), "colour_masks_converted": converted}
 
 

@@ -1,8 +1,11 @@
 """Class activation maps: attention refinement, normalisation, multi-scale inference.
 
-References: BAO.md §2 (eq. 1-5) and reference/transcam.md §2 (TransCAM's inference: fixed squares
-256/512/768 x flip, upsample each pass to the image size, restrict to the image's classes, sum, ReLU,
-per-class min-max).
+References: docs/method.md §2 (eq. 1-5) and §6 (TransCAM's inference, infer_TransCAM.py: fixed
+squares 256/512/768 x flip, upsample each pass to the image size, restrict to the image's classes,
+sum, ReLU, per-class min-max).
+
+Device contract: the inference helpers here return CPU float32 tensors (``host``); model outputs
+reach numpy, PIL, the CRF and the metrics only through them.
 """
 from __future__ import annotations
 
@@ -15,8 +18,13 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
+def host(t: torch.Tensor) -> torch.Tensor:
+    """The one way out of model code: a detached float32 CPU tensor (``.numpy()`` is safe on it)."""
+    return t.detach().float().cpu()
+
+
 def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
-    """eq. 5: M* = A* · M, i.e. refined[c, i] = sum_j A*[i, j] M[c, j] (rows of A* are queries).
+    """eq. 5 (docs/method.md §2): M* = A* · M, i.e. refined[c, i] = sum_j A*[i, j] M[c, j] (rows of A* are queries).
 
     cam (B, K, h, w), attn (B, N, N) with N = h*w -> (B, K, h, w). Computed in fp32.
     ``identity`` (``cams.attn_identity``, TransCAM: 0) refines with A* + identity * I instead, as
@@ -24,14 +32,15 @@ def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torc
     """
     b, k, h, w = cam.shape
     m = cam.float().flatten(2)
-    out = torch.bmm(m, attn.float().transpose(1, 2))
+    with torch.autocast(cam.device.type, enabled=False):  # fp32 even inside a bf16 autocast region
+        out = torch.bmm(m, attn.float().transpose(1, 2))
     if identity:
         out = out + identity * m
     return out.reshape(b, k, h, w)
 
 
 def max_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """ReLU, then divide each map by its spatial max (BAO.md §3.1 project decision, before eq. 6)."""
+    """ReLU, then divide each map by its spatial max (docs/method.md §3.1, a decision: before eq. 6)."""
     x = F.relu(x.float())
     return x / (x.flatten(-2).amax(-1)[..., None, None] + eps)
 
@@ -43,11 +52,6 @@ def minmax_norm(x: torch.Tensor) -> torch.Tensor:
     mn = x.flatten(-2).amin(-1)[..., None, None]
     mx = x.flatten(-2).amax(-1)[..., None, None]
     return (x - mn - 1e-5) / (mx - mn + 1e-5)
-
-
-def background_from_fg(fg: torch.Tensor) -> torch.Tensor:
-    """eq. 6: M_bg = 1 - max_s M_fg,s over the foreground channels (dim -3)."""
-    return 1.0 - fg.amax(dim=-3, keepdim=True) if fg.shape[-3] else torch.ones_like(fg[..., :1, :, :])
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -68,7 +72,8 @@ def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
 @torch.no_grad()
 def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, device) -> torch.Tensor:
     """Sum over scales (x flip) of ``fn(batch) -> (B, K, h, w)``, each pass upsampled bilinearly to
-    the image size and flipped back. The original and flipped view of a scale run as one batch."""
+    the image size and flipped back. The original and flipped view of a scale run as one batch.
+    Returns a (K, H, W) float32 CPU tensor."""
     h, w = image.shape[:2]
     pil = Image.fromarray(image)
     total = None
@@ -82,7 +87,7 @@ def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, de
         if flip:
             maps = maps[:1] + maps[1:].flip(-1)
         total = maps[0] if total is None else total + maps[0]
-    return total
+    return host(total)
 
 
 def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx, identity: float = 0.0):

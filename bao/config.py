@@ -9,15 +9,39 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
 
+from bao.errors import ParamsError
 
-class ParamsError(ValueError):
-    """A parameter is unknown, missing or has an impossible value (the message names it)."""
+_READS: set[str] | None = None  # dotted keys read since record_reads(); None: not recording
+
+
+def record_reads() -> None:
+    """From now on, note every parameter a stage reads (``bao.trace``: dvc.yaml's params are checked
+    against it)."""
+    global _READS
+    _READS = set()
+
+
+def reads() -> set[str]:
+    return set(_READS or ())
+
+
+class Section:
+    """Base of every params section: attribute reads of leaf values are recorded when recording."""
+
+    _key = ""
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if _READS is not None and not name.startswith("_") and not isinstance(value, Section) \
+                and name in object.__getattribute__(self, "__dataclass_fields__"):
+            _READS.add(object.__getattribute__(self, "_key") + name)
+        return value
 
 
 def _positive(key: str, value, allow_zero=False):
@@ -30,7 +54,7 @@ def _positive(key: str, value, allow_zero=False):
 
 
 @dataclass
-class Base:
+class Base(Section):
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     amp: bool  # bf16 autocast on CUDA; losses and CAM normalisation stay fp32
@@ -44,7 +68,7 @@ class Base:
 
 
 @dataclass
-class MiniVOC:
+class MiniVOC(Section):
     num_train: int
     num_val: int
     num_test: int
@@ -64,9 +88,8 @@ class MiniVOC:
 
 
 @dataclass
-class Data:
+class Data(Section):
     source: Literal["mini", "voc", "folder"]
-    root: str
     folder: Optional[str]  # source folder: an existing VOC-layout dataset, linked or copied into root
     download_dir: str
     voc_urls: list[str]
@@ -88,7 +111,7 @@ class Data:
 
 
 @dataclass
-class Model:
+class Model(Section):
     arch: str
     pretrained: Optional[str]  # null, a local path, or an http(s) URL / gdrive://ID
     pretrained_md5: Optional[str]
@@ -104,7 +127,7 @@ class Model:
 
 
 @dataclass
-class Augment:
+class Augment(Section):
     resize_long: list[int]  # RandomResizeLong(lo, hi), TransCAM train_TransCAM.py
     crop_size: int
     color_jitter: list[float]  # brightness, contrast, saturation, hue
@@ -120,7 +143,7 @@ class Augment:
 
 
 @dataclass
-class Optim:
+class Optim(Section):
     epochs: int
     batch_size: int
     lr: float
@@ -139,7 +162,7 @@ class TransCAM(Optim):
 
 
 @dataclass
-class Cams:
+class Cams(Section):
     scales: list[int]  # square sides (TransCAM) or long sides (keep_aspect)
     keep_aspect: bool
     flip: bool
@@ -159,7 +182,6 @@ class Cams:
 @dataclass
 class Bao(Optim):
     update: Literal["share", "ema", "share+ema", "amn"] = "share+ema"
-    variants: list[str] = field(default_factory=list)
     label_smoothing: float = 0.4  # AMN --eps
     refine_am: bool = True  # refine the activation map by the attention (BAO.md §3.2)
     head_lr_mult: float = 1.0
@@ -169,12 +191,6 @@ class Bao(Optim):
 
     def check(self, p):
         super().check(p)
-        allowed = typing.get_args(typing.get_type_hints(Bao)["update"])
-        for v in self.variants:
-            if v not in allowed:
-                raise ParamsError(f"{p}.variants: unknown variant {v!r}; allowed {allowed}")
-        if self.update not in self.variants:
-            raise ParamsError(f"{p}.update: {self.update!r} must be one of {p}.variants {self.variants}")
         if not 0 <= self.label_smoothing < 1:
             raise ParamsError(f"{p}.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.amn_bg_thres <= self.amn_fg_thres <= 1:
@@ -182,7 +198,7 @@ class Bao(Optim):
 
 
 @dataclass
-class Ema:
+class Ema(Section):
     tau: float  # tau_base of the cosine schedule (BYOL); paper 0.9995
     share_epochs: int  # share+ema: epochs of Share before EMA (paper: 1)
 
@@ -193,14 +209,13 @@ class Ema:
 
 
 @dataclass
-class Seeds:
+class Seeds(Section):
     combine: Literal["am", "cam", "mean", "am_bg"]
 
 
 @dataclass
-class Crf:
-    unary: Literal["labels", "scores"]
-    gt_prob: float
+class Crf(Section):
+    """Dense-CRF kernels (the DeepLab test's dense_crf starts from probabilities)."""
     gauss_sxy: float
     gauss_compat: float
     bilateral_sxy: float
@@ -209,22 +224,32 @@ class Crf:
     iterations: int
 
     def check(self, p):
-        if not 0 < self.gt_prob < 1:
-            raise ParamsError(f"{p}.gt_prob: must be in (0, 1), got {self.gt_prob}")
         _positive(f"{p}.iterations", self.iterations)
 
 
 @dataclass
-class Masks:
+class LabelCrf(Crf):
+    """The pseudo-label CRF: unary from hard labels (gt_prob) or from the seed scores."""
+    unary: Literal["labels", "scores"] = "labels"
+    gt_prob: float = 0.7
+
+    def check(self, p):
+        super().check(p)
+        if not 0 < self.gt_prob < 1:
+            raise ParamsError(f"{p}.gt_prob: must be in (0, 1), got {self.gt_prob}")
+
+
+@dataclass
+class Masks(Section):
     workers: int
-    crf: Crf
+    crf: LabelCrf
 
     def check(self, p):
         _positive(f"{p}.workers", self.workers)
 
 
 @dataclass
-class DeepLab:
+class DeepLab(Section):
     arch: Literal["deeplabv2", "deeplabv3plus"]
     backbone: str
     pretrained: bool
@@ -252,7 +277,7 @@ class DeepLab:
 
 
 @dataclass
-class Evaluate:
+class Evaluate(Section):
     split: str
     scales: list[float]
     flip: bool
@@ -266,14 +291,14 @@ class Evaluate:
 
 
 @dataclass
-class Report:
+class Report(Section):
     figure2_ids: list[str]
     figure3_ids: list[str]
     test_miou: Optional[float]  # a score from the VOC evaluation server, if any
 
 
 @dataclass
-class Params:
+class Params(Section):
     base: Base
     data: Data
     model: Model
@@ -340,6 +365,7 @@ def _build(cls, raw, prefix: str):
             raise ParamsError(f"{key}: missing parameter")
         values[name] = _check_type(key, hints[name], raw[name])
     obj = cls(**values)
+    object.__setattr__(obj, "_key", f"{prefix}." if prefix else "")
     if hasattr(obj, "check"):
         obj.check(prefix)
     return obj
@@ -359,7 +385,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: not valid YAML: {e}") from None
     return parse_params(raw)
 
-
-def section_dict(obj) -> dict:
-    """A section as a plain dict, e.g. to hash it for resume checks."""
-    return dataclasses.asdict(obj)

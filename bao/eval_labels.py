@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.data.voc import CLASSES, DataError, VOCDataset
+from bao.classes import CLASSES, IGNORE, NUM_CLASSES
+from bao.data.voc import VOCDataset
+from bao.errors import DataError
 from bao.io import load_label_png, load_npz, write_json
 from bao.metrics import ConfusionMatrix
 
@@ -32,9 +34,9 @@ def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[s
         gt = ds.load_mask(image_id)
         if pred.shape != gt.shape:
             raise DataError(f"{path}: prediction size {pred.shape[::-1]} != ground truth {gt.shape[::-1]}")
-        if pred[pred != 255].max(initial=0) >= len(CLASSES):
+        if pred[pred != IGNORE].max(initial=0) >= len(CLASSES):
             raise DataError(f"{path}: prediction has class indices above {len(CLASSES) - 1}")
-        cm.update(np.where(pred == 255, 0, pred), gt)  # an ignored prediction counts as background
+        cm.update(np.where(pred == IGNORE, 0, pred), gt)  # an ignored prediction counts as background
     return {"split": split, "images": len(ds), **cm.summary(CLASSES)}
 
 
@@ -71,14 +73,14 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
         gt = ds.load_mask(image_id)
         if cams.shape[1:] != gt.shape:
             raise DataError(f"{path}: CAM size {cams.shape[1:][::-1]} != ground truth {gt.shape[::-1]}")
-        keep = gt != 255
+        keep = gt != IGNORE
         g = gt[keep].astype(np.int64)
         if len(keys):
             mx = cams.max(0)[keep]
             cls = keys[cams.argmax(0)[keep]]
         for t, cm in zip(thresholds, cms):
             p = np.where(mx > t, cls, 0) if len(keys) else np.zeros_like(g)
-            cm.hist += np.bincount(21 * g + p, minlength=21 * 21).reshape(21, 21)
+            cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
     curve = [{"threshold": t, "miou": cm.summary()["miou"]} for t, cm in zip(thresholds, cms)]
     best = max(range(len(curve)), key=lambda i: curve[i]["miou"])
     return {"split": split, "images": len(ds), "best_threshold": curve[best]["threshold"],

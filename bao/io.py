@@ -66,10 +66,13 @@ def write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
-def params_hash(*parts) -> str:
-    """A short, stable hash of JSON-able values (params sections, file hashes)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+def md5sum(path: str | Path, chunk: int = 1 << 22, h=None) -> str:
+    """md5 of a file (or fed into ``h``), read in chunks."""
+    h = h or hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

@@ -8,9 +8,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bao.cam import max_norm, minmax_norm, refine
+from bao.classes import IGNORE, NUM_CLASSES
+from bao.models import create_model
 from bao.models.conformer import _init_weights
 
-NUM_FG = 20
+# Figure 4's curves: the three target updates of §3.4 and the TransCAM+AMN baseline (fixed labels)
+VARIANTS = ("amn", "share", "ema", "share+ema")
 
 
 class BAONet(nn.Module):
@@ -21,7 +24,7 @@ class BAONet(nn.Module):
     channels, background included; the map is refined by the network's own attention (eq. 5).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int = 21, refine_am: bool = True,
+    def __init__(self, backbone: nn.Module, num_classes: int = NUM_CLASSES, refine_am: bool = True,
                  attn_identity: float = 0.0):
         super().__init__()
         self.backbone = backbone
@@ -42,6 +45,18 @@ class BAONet(nn.Module):
         out["am"] = refine(out["am_raw"], out["attn"], self.attn_identity) if self.refine_am else out["am_raw"]
         out["cam_refined"] = refine(out["cam"][:, 1:], out["attn"], self.attn_identity)  # M^fg* (eq. 5)
         return out
+
+
+def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
+    """The online/target network of the configured model (``bao.refine_am``, ``cams.attn_identity``)."""
+    return BAONet(create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
+                  refine_am=params.bao.refine_am, attn_identity=params.cams.attn_identity)
+
+
+def cls_loss(out: dict, label: torch.Tensor) -> torch.Tensor:
+    """L_cls (eq. 7), TransCAM's one loss: multi-label soft margin on the sum of the conv head's GAP
+    logits and the class-token logits, over the 20 foreground classes (train_TransCAM.py l.94); fp32."""
+    return F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], label)
 
 
 def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -65,10 +80,10 @@ def pseudo_labels(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Te
 def pcl_loss(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
     """AMN's per-pixel classification loss (reference amn.md A2, step/train_amn.py): cross-entropy
     against label-smoothed targets (1-eps on the pseudo class, eps/(C-1) elsewhere), averaged over
-    background pixels and over foreground pixels separately, then (bg + fg) / 2; 255 is ignored."""
+    background pixels and over foreground pixels separately, then (bg + fg) / 2; IGNORE (255) is ignored."""
     c = logits.shape[1]
     logp = F.log_softmax(logits.float(), dim=1)
-    valid = target != 255
+    valid = target != IGNORE
     t = target.clamp(max=c - 1)
     smooth = torch.full_like(logp, eps / (c - 1)).scatter_(1, t[:, None], 1.0 - eps)
     per_pixel = -(logp * smooth).sum(1)

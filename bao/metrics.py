@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
+from bao.classes import IGNORE, NUM_CLASSES
 
 
 class ConfusionMatrix:
     """Accumulates ``hist[gt, pred]`` over images; IoU_c = TP / (TP + FP + FN)."""
 
-    def __init__(self, num_classes: int = 21):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         self.num_classes = num_classes
         self.hist = np.zeros((num_classes, num_classes), dtype=np.int64)
 

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 
 from bao.io import atomic_file, voc_palette, write_text  # noqa: E402
 
-# BAO.md §5, Table 1: the paper's numbers (mIoU %), quoted, never computed here
+# the paper's Table 1 (mIoU %; docs/method.md §7), quoted, never computed here
 PAPER = {
     "TransCAM": {"post": "PSA + CRF", "seed": 64.9, "mask": 70.2, "val": 69.3, "test": 69.6},
     "SeCo (CVPR 2024)": {"post": "CRF", "seed": 74.8, "mask": 76.5, "val": 74.0, "test": 73.8},
@@ -33,15 +33,14 @@ def _pct(m: dict | None, key: str = "miou") -> float | None:
     return None if m is None else round(100 * m[key], 1)
 
 
-def table1(metrics_dir: str | Path = "metrics", test_miou: float | None = None) -> pd.DataFrame:
-    """Reproduced numbers beside the paper's. Reproduced cells come from metric files only."""
-    m = Path(metrics_dir)
+def table1(m, test_miou: float | None = None) -> pd.DataFrame:
+    """Reproduced numbers beside the paper's. Reproduced cells come from metric files only
+    (``m``: the ``paths.metrics`` namespace of dvc.yaml)."""
     rows = [
-        ("TransCAM", "threshold + CRF", _pct(_read(m / "transcam_seed.json")), _pct(_read(m / "transcam_mask.json")),
-         _pct(_read(m / "transcam_segmentation.json")), None),
+        ("TransCAM", "threshold + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
+         _pct(_read(m.segmentation.transcam)), None),
         ("SeCo (CVPR 2024)", "CRF", None, None, None, None),
-        ("BAO", "CRF", _pct(_read(m / "seed.json")), _pct(_read(m / "mask.json")),
-         _pct(_read(m / "segmentation.json")), test_miou),
+        ("BAO", "CRF", _pct(_read(m.seed)), _pct(_read(m.mask.bao)), _pct(_read(m.segmentation.bao)), test_miou),
     ]
     out = []
     for name, post, seed, mask, val, test in rows:
@@ -77,19 +76,19 @@ def save_fig(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def figure4(metrics_dir: str | Path, variants: list[str], transcam_best: float | None, path: str | Path,
-            chosen: str = "", secondary: str = "") -> None:
-    """Seed mIoU per epoch of each variant (solid: ``seeds.combine``; dotted: the ``secondary`` rule)."""
+def figure4(curves: dict[str, str | Path], transcam_best: float | None, path: str | Path,
+            chosen: str, secondary: str = "") -> None:
+    """Seed mIoU per epoch of each variant's CSV (solid: the ``chosen`` readout; dotted: the
+    ``secondary`` one). Epoch 0 is eq. 6 on the TransCAM CAM (``miou_cam``) on every curve: the AM
+    head is untrained then, so no other readout is scored."""
     dotted = secondary if secondary != chosen else ""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for v in variants:
-        p = Path(metrics_dir) / "bao" / f"{v}.csv"
-        if p.exists():
-            df = pd.read_csv(p)
-            line, = ax.plot(df["epoch"], 100 * df["seed_miou"], marker="o", label=VARIANT_NAMES.get(v, v))
-            # from epoch 1: at epoch 0 the AM head is untrained
-            if dotted and f"miou_{dotted}" in df and len(df) > 1:
-                ax.plot(df["epoch"][1:], 100 * df[f"miou_{dotted}"][1:], ls=":", color=line.get_color())
+    for v, p in curves.items():
+        df = pd.read_csv(p)
+        y = df[f"miou_{chosen}"].where(df["epoch"] > 0, df["miou_cam"])
+        line, = ax.plot(df["epoch"], 100 * y, marker="o", label=VARIANT_NAMES.get(v, v))
+        if dotted and len(df) > 1:
+            ax.plot(df["epoch"][1:], 100 * df[f"miou_{dotted}"][1:], ls=":", color=line.get_color())
     if transcam_best is not None:
         ax.axhline(100 * transcam_best, color="grey", ls="--", lw=1, label="TransCAM (best threshold)")
     ax.set_xlabel("epoch")
@@ -140,7 +139,7 @@ COMBINE_NAMES = {"am": "activation map alone", "cam": "eq. 6 on the refined CAM"
 
 
 def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
-    """The seed mIoU of every ``seeds.combine`` rule (BAO.md §3.5), from make_seeds' metric file."""
+    """The seed mIoU of every ``seeds.combine`` rule (docs/method.md §3.5), from make_seeds' metric file."""
     m = _read(path)
     if m is None:
         return ""
@@ -155,3 +154,18 @@ def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
 def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str, extra: str = "") -> None:
     write_text(md_path, table1_markdown(df, note) + ("\n" + extra if extra else ""))
     write_text(csv_path, df.to_csv(index=False))
+
+
+def confusion_figure(hist: np.ndarray, classes: list[str], path: str | Path) -> None:
+    """Row-normalised confusion matrix (ground truth x prediction) as a PNG."""
+    norm = hist / np.maximum(hist.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title("Segmentation confusion (row-normalised)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    save_fig(fig, path)

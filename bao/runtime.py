@@ -61,11 +61,6 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
-    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.world > 1:
-            dist.all_reduce(t)
-        return t
-
 
 def batch_indices(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[list[int]]:
     """Shuffled global batches (drop_last), each split into equal per-rank slices: the union over

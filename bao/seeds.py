@@ -1,28 +1,26 @@
-"""Threshold-free seeds from a BAO target model (BAO.md §3.5), multi-scale and flip as the CAM inference."""
+"""Threshold-free seeds from a BAO target model (docs/method.md §3.5), multi-scale and flip as the CAM
+inference. Every map returned here is a CPU float32 tensor (``bao.cam.multi_scale``)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from bao.cam import multi_scale
-from bao.data import CLASSES, VOCDataset
-from bao.method import BAONet, combine_seed_scores
+from bao.classes import CLASSES, NUM_CLASSES
+from bao.data import VOCDataset
+from bao.method import BAONet, build_bao, combine_seed_scores
 from bao.metrics import ConfusionMatrix
-from bao.models import create_model
-from bao.models.weights import safe_load
+from bao.models.weights import load_trained
 
 
-def load_target(params, path, device) -> BAONet:
+def load_target(params, folder, device) -> BAONet:
     """A trained BAO target (or the amn online model) in eval mode."""
-    net = BAONet(create_model(params.model.arch, num_classes=21), refine_am=params.bao.refine_am,
-                 attn_identity=params.cams.attn_identity)
-    net.load_state_dict(safe_load(path))
-    return net.to(device).eval()
+    return load_trained(build_bao(params), folder, device)
 
 
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's activation map (21, H, W; logits averaged over passes) and its refined foreground
-    CAM (20, H, W; summed over passes, as TransCAM's inference) of one image."""
+    CAM (20, H, W; summed over passes, as TransCAM's inference) of one image, on the CPU."""
     y = torch.from_numpy(label)
 
     def fn(x):
@@ -32,7 +30,7 @@ def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp
 
     maps = multi_scale(fn, image, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
     passes = len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)
-    return maps[:21] / passes, maps[21:]
+    return maps[:NUM_CLASSES] / passes, maps[NUM_CLASSES:]
 
 
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
@@ -41,20 +39,35 @@ def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: 
     return combine_seed_scores(am, cam, torch.from_numpy(label), combine)
 
 
+def rule_confusions(am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: np.ndarray,
+                    rules) -> dict[str, ConfusionMatrix]:
+    """Per-rule confusion matrices of one image's seeds against its ground truth."""
+    out = {}
+    for c in rules:
+        out[c] = ConfusionMatrix(NUM_CLASSES)
+        out[c].update(combine_seed_scores(am, cam, torch.from_numpy(label), c).argmax(0).numpy(), gt)
+    return out
+
+
 @torch.no_grad()
-def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=None) -> dict[str, dict]:
-    """Seed scores (``ConfusionMatrix.summary``) of ``model`` on a split's ground truth for each rule in
-    ``combines``; the network runs once per image whatever the number of rules."""
+def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, ids=None) -> dict[str, ConfusionMatrix]:
+    """Confusion matrices of ``model``'s seeds on a split's ground truth for each rule in ``combines``;
+    the network runs once per image whatever the number of rules."""
     was_training = model.training
     model.eval()
     ds = VOCDataset(root, split, masks="gt", ids=ids)
-    cms = {c: ConfusionMatrix(len(CLASSES)) for c in combines}
+    total = {c: ConfusionMatrix(NUM_CLASSES) for c in combines}
     for image_id in ds.ids:
         image = ds.load_image(image_id)
         label = ds.label(image_id)
         am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
-        gt = ds.load_mask(image_id, image.shape[:2])
-        for c, cm in cms.items():
-            cm.update(combine_seed_scores(am, cam, torch.from_numpy(label), c).argmax(0).numpy(), gt)
+        for c, cm in rule_confusions(am, cam, label, ds.load_mask(image_id, image.shape[:2]), combines).items():
+            total[c].merge(cm)
     model.train(was_training)
+    return total
+
+
+def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=None) -> dict[str, dict]:
+    """``ConfusionMatrix.summary`` per rule (``seed_confusions``)."""
+    cms = seed_confusions(model, root, split, cams_cfg, combines, device, amp, ids)
     return {c: cm.summary(CLASSES) for c, cm in cms.items()}

@@ -5,19 +5,30 @@ from __future__ import annotations
 import sys
 import time
 
-from bao.config import ParamsError, load_params
+from bao import trace
+from bao.config import load_params
+from bao.errors import KNOWN
 
 
-def main(run, params_path: str = "params.yaml") -> None:
-    from bao.data.prepare import DownloadError
-    from bao.data.voc import DataError
-    from bao.models.weights import CheckpointError
-
+def main(run, stage: str, params_path: str = "params.yaml") -> None:
+    """Run ``run(params)`` as the dvc.yaml stage ``stage`` (``train_bao@share``)."""
     t0 = time.time()
     try:
         params = load_params(params_path)
+        trace.install(stage)
         run(params)
-    except (ParamsError, DataError, DownloadError, CheckpointError) as e:
+    except KNOWN as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(f"[{run.__module__}] done in {time.time() - t0:.1f}s")
+    finally:
+        trace.flush()
+    print(f"[{stage}] done in {time.time() - t0:.1f}s")
+
+
+def main_with_item(run, script: str, items, stage=None, params_path: str = "params.yaml") -> None:
+    """``python stages/<script>.py ITEM``: run ``run(params, item)`` as the stage ``stage(item)``
+    (default ``<script>@ITEM``, a foreach item of dvc.yaml)."""
+    if len(sys.argv) != 2 or sys.argv[1] not in items:
+        sys.exit(f"usage: python stages/{script}.py {{{','.join(items)}}}")
+    item = sys.argv[1]
+    main(lambda p: run(p, item), stage(item) if stage else f"{script}@{item}", params_path)

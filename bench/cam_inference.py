@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
+from common import peak_memory_mb, print_table, reset_peak, run_variant, stacked_attention, timed  # noqa: E402
 
 
 def child(arch, scale, mode, device, repeats):
@@ -30,8 +30,11 @@ def child(arch, scale, mode, device, repeats):
                 for i in range(2):
                     o = model(x[i:i + 1], need_attn=True)
                     refine(o["cam"], o["attn"])
+            elif mode == "stacked":
+                o, attn = stacked_attention(model, x)
+                refine(o["cam"], attn)
             else:
-                o = model(x, need_attn=True, stack_blocks=mode == "stacked")
+                o = model(x, need_attn=True)
                 refine(o["cam"], o["attn"])
 
     dt = timed(once, repeats, dev)

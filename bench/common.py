@@ -66,3 +66,29 @@ def print_table(rows: list[dict], title: str) -> None:
     print("  ".join(c.ljust(width[c]) for c in cols))
     for r in rows:
         print("  ".join(f"{r[c]}".ljust(width[c]) for c in cols))
+
+
+def stacked_attention(model, x):
+    """TransCAM's eq. 3-4 the way its code computes it (network/conformer.py l.456-475): every block's
+    per-head attention kept, stacked to (L, B, H, N, N), mean over heads, sum over blocks, class token
+    dropped. Forward hooks recompute each block's per-head softmax(QK^T/sqrt(d)) from its input, so
+    the model itself stays block-by-block; returns (model output, A*)."""
+    import torch
+
+    from bao.models.conformer import Attention
+
+    kept = []
+
+    def hook(mod, args, _out):
+        t = args[0]
+        b, n, c = t.shape
+        q, k, _ = mod.qkv(t).reshape(b, n, 3, mod.num_heads, c // mod.num_heads).permute(2, 0, 3, 1, 4)
+        kept.append(((q * mod.scale) @ k.transpose(-2, -1)).float().softmax(dim=-1))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, Attention)]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, torch.stack(kept).mean(dim=2).sum(0)[:, 1:, 1:]

@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
 
@@ -22,7 +21,7 @@ from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     import copy
 
-    from bao.method import BAONet, pcl_loss, pseudo_labels
+    from bao.method import BAONet, cls_loss, pcl_loss, pseudo_labels
     from bao.models import create_model
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
@@ -47,14 +46,13 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
         with ctx():
             if mode.startswith("transcam"):
                 out = model(x, need_attn=need)
-                loss = F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], y)
+                loss = cls_loss(out, y)
             else:
                 with torch.no_grad():
                     t = target(x, y)
                 p = pseudo_labels(t["cam_refined"], y)
                 out = model(x, y)
-                loss = F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], y)
-                loss = loss + pcl_loss(out["am"], p, 0.4)
+                loss = cls_loss(out, y) + pcl_loss(out["am"], p, 0.4)  # eq. 8, as train_bao's step
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

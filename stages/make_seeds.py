@@ -1,10 +1,10 @@
-"""Stage make_seeds: threshold-free seeds for train_aug from the trained BAO target (BAO.md §3.5).
+"""Stage make_seeds: threshold-free seeds for train_aug from the trained BAO target (docs/method.md §3.5).
 
 The target's activation map and its refined foreground CAM, multi-scale and flip as the CAM
 inference, combined as ``seeds.combine`` and arg-maxed: no background threshold. Output palette PNGs
-``seeds/bao/<id>.png`` (and, for ``masks.crf.unary: scores``, the seed scores ``<id>.npz``), and
-``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU of
-every ``seeds.combine`` rule from the same target (BAO.md §3.5 asks for all of them).
+``<paths.seeds>/<id>.png`` (and, for ``masks.crf.unary: scores``, the seed scores ``<id>.npz``),
+``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU
+of every ``seeds.combine`` rule, scored from the same maps the seeds were made from.
 """
 from functools import partial
 from pathlib import Path
@@ -12,56 +12,72 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bao.config import section_dict
-from bao.data import VOCDataset
+from bao.classes import CLASSES
+from bao.data import VOCDataset, read_split
 from bao.eval_labels import score_labels
-from bao.infer import run_split
-from bao.io import atomic_dir, params_hash, save_label_png, save_npz, write_json
+from bao.io import save_label_png, save_npz, write_json
+from bao.method import COMBINES, combine_seed_scores
+from bao.metrics import ConfusionMatrix
+from bao.pipeline import paths
 from bao.runtime import amp_context, select_device
-from bao.method import COMBINES
-from bao.seeds import load_target, seed_mious, seed_scores
+from bao.seeds import load_target, rule_confusions, seed_confusions, seed_maps
 from bao.stage import main
+from bao.workers import map_split
 
-OUT = Path("seeds/bao")
+STAGE = "make_seeds"
 
 
 def make_work(params, out_dir):
+    P = paths()
     device = select_device(params.base.device)
-    model = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
+    model = load_target(params, Path(P.bao) / params.bao.update, device)
     amp = amp_context(device, params.base.amp)
-    ds = VOCDataset(params.data.root, "train_aug", masks=None)
+    ds = VOCDataset(P.data, "train_aug", masks=None)
+    scored = VOCDataset(P.data, "train", masks="gt")
+    scored_ids = set(scored.ids)
     keep_scores = params.masks.crf.unary == "scores"
+    combine = params.seeds.combine
 
     @torch.no_grad()
     def work(image_id):
         image = ds.load_image(image_id)
         label = ds.label(image_id)
-        scores = seed_scores(model, image, label, params.cams, params.seeds.combine, device, amp)
+        am, cam = seed_maps(model, image, label, params.cams, device, amp)
+        scores = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
         if keep_scores:
             keys = np.r_[0, np.flatnonzero(label) + 1]
             save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8),
                      scores=scores[keys].clamp(min=0).numpy().astype(np.float16))
         save_label_png(out_dir / f"{image_id}.png", scores.argmax(0).numpy().astype(np.uint8))
+        if image_id in scored_ids:  # the ablation, from the maps already computed
+            return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), COMBINES)
+        return None
 
     return work
 
 
 def run(params):
-    ids = VOCDataset(params.data.root, "train_aug", masks=None).ids
-    key = params_hash(params.bao.update, params.seeds.combine, section_dict(params.cams), params.masks.crf.unary)
-    with atomic_dir(OUT, resume_key=key) as tmp:
-        run_split(partial(make_work, params, tmp), ids, tmp, ".png", workers=params.base.infer_workers,
-                  desc="make_seeds")
-    res = score_labels(OUT, params.data.root, "train")
-    write_json("metrics/seed.json", {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
+    P = paths()
+    ids = VOCDataset(P.data, "train_aug", masks=None).ids
+    per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers)
+    res = score_labels(P.seeds, P.data, "train")
+    write_json(P.metrics.seed, {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")
-    device = select_device(params.base.device)
-    model = load_target(params, Path("models/bao") / params.bao.update / "target.pt", device)
-    ablation = seed_mious(model, params.data.root, "train", params.cams, COMBINES, device,
-                          amp_context(device, params.base.amp))
-    write_json("metrics/seed_ablation.json", {"method": f"BAO ({params.bao.update})", "split": "train",
-                                              "miou": {c: r["miou"] for c, r in ablation.items()}})
+
+    parts = list(per_image.values())
+    resumed = [i for i in read_split(P.data, "train") if i not in per_image]
+    if resumed:  # seeds written by an interrupted run that this one resumed: score those images again
+        device = select_device(params.base.device)
+        model = load_target(params, Path(P.bao) / params.bao.update, device)
+        parts.append(seed_confusions(model, P.data, "train", params.cams, COMBINES, device,
+                                     amp_context(device, params.base.amp), ids=resumed))
+    total = {c: ConfusionMatrix() for c in COMBINES}
+    for cms in parts:
+        for c, cm in cms.items():
+            total[c].merge(cm)
+    write_json(P.metrics.seed_ablation, {"method": f"BAO ({params.bao.update})", "split": "train",
+                                         "miou": {c: cm.summary(CLASSES)["miou"] for c, cm in total.items()}})
 
 
 if __name__ == "__main__":
-    main(run)
+    main(run, STAGE)

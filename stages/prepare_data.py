@@ -1,21 +1,22 @@
 """Stage prepare_data: the VOC2012 folder (mini-VOC generated, VOC 2012 + SBD downloaded, or an
 existing VOC-format dataset, ``data.folder``, linked or copied in).
 
-Output ``data.root`` (VOC layout + train_aug list + cls_labels.json) and ``metrics/data.json``.
+Output ``<paths.data>`` (VOC layout + train_aug list + cls_labels.json) and ``metrics/data.json``.
 """
 from pathlib import Path
 
 from bao.data import minivoc
 from bao.data.prepare import prepare_folder, prepare_voc, validate
 from bao.io import atomic_dir, write_json
+from bao.pipeline import paths
 from bao.stage import main
 
 
 def run(params):
     d = params.data
-    root = Path(d.root)
+    P = paths()
     info = {}
-    with atomic_dir(root) as tmp:
+    with atomic_dir(P.data) as tmp:
         tmp.rmdir()
         if d.source == "folder":
             tmp.mkdir()
@@ -27,9 +28,9 @@ def run(params):
         else:
             prepare_voc(tmp, Path(d.download_dir), d.voc_urls, d.voc_md5, d.sbd_urls, d.sbd_md5)
         report = validate(tmp, ["train_aug", "train", "val", "test"], params.base.bad_input)
-    write_json("metrics/data.json", {"source": d.source, **info, **report["counts"],
-                                     "skipped": len(report["skipped"]), "skipped_files": report["skipped"]})
+    write_json(P.metrics.data, {"source": d.source, **info, **report["counts"],
+                                "skipped": len(report["skipped"]), "skipped_files": report["skipped"]})
 
 
 if __name__ == "__main__":
-    main(run)
+    main(run, "prepare_data")

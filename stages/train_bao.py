@@ -1,36 +1,40 @@
-"""Stage train_bao@<variant>: online/target training (BAO.md §3) or the TransCAM+AMN baseline.
+"""Stage train_bao_<variant>: online/target training (docs/method.md §3) or the TransCAM+AMN baseline.
 
-    python stages/train_bao.py {share,ema,share+ema,amn}
+    python stages/train_bao.py {amn,share,ema,share+ema}
 
 Both networks start from the TransCAM checkpoint. Per step: the target (eval mode, no gradients,
 same augmented crop) gives threshold-free pseudo-labels p_t (eq. 6); the online model is trained with
 L = L_cls + L_pcl (eq. 8); then the target is updated (Share / EMA with a cosine tau / Share then EMA).
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
-After every epoch (and at epoch 0) the target's seed mIoU on VOC train is logged: Figure 4.
-Outputs ``models/bao/<variant>/target.pt`` and ``metrics/bao/<variant>.csv``.
+After every epoch (and at epoch 0) the target's seed mIoU on VOC train is logged for every readout of
+``bao.method.COMBINES`` (Figure 4). Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
+the online model) and ``metrics/bao/<variant>.csv``.
 """
 import copy
-import sys
+import math
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bao.config import ParamsError, section_dict
+from bao.classes import IGNORE
 from bao.data import VOCDataset
-from bao.data.prepare import md5sum
 from bao.data.transforms import TrainCrops
-from bao.io import atomic_file, load_label_png, params_hash, write_text
-from bao.method import COMBINES, BAONet, cosine_tau, ema_update, pcl_loss, pseudo_labels, share, update_mode
-from bao.models import create_model
-from bao.models.weights import safe_load
+from bao.io import load_label_png, write_text
+from bao.method import (COMBINES, VARIANTS, build_bao, cls_loss, cosine_tau, ema_update, pcl_loss, pseudo_labels,
+                        share, update_mode)
+from bao.models.weights import MODEL_FILE, safe_load, save_trained
+from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
 from bao.seeds import seed_mious
-from bao.stage import main
+from bao.stage import main_with_item
 from bao.train import Loop, Runtime
 
-AMN_LABELS = Path("cams/amn_labels")
+
+def stage_name(variant: str) -> str:
+    """dvc.yaml's stage for a variant: train_bao_share_ema for share+ema."""
+    return "train_bao_" + variant.replace("+", "_")
 
 
 def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
@@ -39,17 +43,17 @@ def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
 
 
 def run(params, variant: str):
-    if variant not in params.bao.variants:
-        raise ParamsError(f"bao.variants: {variant!r} is not one of {params.bao.variants}")
+    P = paths()
+    stage = stage_name(variant)
     rt = Runtime.from_params(params.base)
     cfg, a = params.bao, params.bao.augment
-    ds = VOCDataset(params.data.root, "train_aug", masks=None)
-    extra = (lambda i: load_label_png(AMN_LABELS / f"{i}.png")) if variant == "amn" else None
+    ds = VOCDataset(P.data, "train_aug", masks=None)
+    amn_dir = Path(P.amn_labels)
+    extra = (lambda i: load_label_png(amn_dir / f"{i}.png")) if variant == "amn" else None
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
-    online = BAONet(create_model(params.model.arch, num_classes=21, drop_path_rate=params.model.drop_path_rate),
-                    refine_am=cfg.refine_am, attn_identity=params.cams.attn_identity)
-    online.backbone.load_state_dict(safe_load("models/transcam/model.pt"))
+    online = build_bao(params, drop_path_rate=params.model.drop_path_rate)
+    online.backbone.load_state_dict(safe_load(Path(P.transcam) / MODEL_FILE))
     target = None
     if variant != "amn":
         target = copy.deepcopy(online).to(rt.device).eval().requires_grad_(False)
@@ -59,8 +63,7 @@ def run(params, variant: str):
     opt = torch.optim.AdamW([{"params": list(net.backbone.parameters()), "lr": cfg.lr},
                              {"params": new, "lr": cfg.lr * cfg.head_lr_mult}],
                             lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
-    steps_per_epoch = len(ds) // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs
+    total = len(ds) // cfg.batch_size * cfg.epochs
 
     def step(batch):
         x = batch["image"].to(rt.device, non_blocking=True)
@@ -75,10 +78,10 @@ def run(params, variant: str):
             p_t = pseudo_labels(t["cam_refined"], y)  # eq. 6, argmax, no threshold
         else:
             p_t = feature_labels(batch["extra"].to(rt.device), grid)
-        p_t = p_t.masked_fill(feature_labels(valid.long(), grid) == 0, 255)  # crop padding
-        l_cls = F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], y)
+        p_t = p_t.masked_fill(feature_labels(valid.long(), grid) == 0, IGNORE)  # crop padding
+        l_cls = cls_loss(out, y)
         l_pcl = pcl_loss(out["am"], p_t, cfg.label_smoothing)
-        # eq. 8; the amn baseline is AMN's own loss, L_pcl alone (amn.md A3)
+        # eq. 8; the amn baseline is AMN's own loss, L_pcl alone (docs/method.md §4)
         loss = l_pcl if variant == "amn" else l_cls + l_pcl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,41 +89,36 @@ def run(params, variant: str):
         return {"loss": loss.item(), "l_cls": l_cls.item(), "l_pcl": l_pcl.item()}
 
     def after_step(global_step, epoch):
-        mode = update_mode(variant, epoch, params.ema.share_epochs)
+        # ema.* are read only by the variants that use them (dvc.yaml declares them there alone)
+        mode = update_mode(variant, epoch, params.ema.share_epochs if variant == "share+ema" else 0)
         if mode == "share":
             share(target, net)
         elif mode == "ema":
             ema_update(target, net, cosine_tau(global_step, total, params.ema.tau))
 
-    def evaluate(chosen):
-        # every seeds.combine rule from one pass of the network; seed_miou is the configured one
-        model_ = target if target is not None else net
-        res = seed_mious(model_, params.data.root, "train", params.cams, COMBINES, rt.device, rt.amp)
-        return {"seed_miou": res[chosen]["miou"], **{f"miou_{c}": r["miou"] for c, r in res.items()}}
+    def evaluate(rules):
+        # the target's seed mIoU for every readout from one pass of the network
+        res = seed_mious(target if target is not None else net, P.data, "train", params.cams, rules, rt.device,
+                         rt.amp)
+        return {f"miou_{c}": res[c]["miou"] if c in res else math.nan for c in COMBINES}
 
     def end_epoch(epoch):
-        return evaluate(params.seeds.combine) if rt.dist.main else {}
+        return evaluate(COMBINES) if rt.dist.main else {}
 
     def start():
-        # epoch 0: the TransCAM weights; the AM head is untrained, so eq. 6 on the CAM (combine=cam)
-        return {"epoch": 0, "step": 0, **evaluate("cam")} if rt.dist.main else None
+        # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored
+        return {"epoch": 0, "step": 0, **evaluate(("cam",))} if rt.dist.main else None
 
-    key = params_hash(variant, section_dict(params.model), section_dict(cfg), section_dict(params.ema),
-                      section_dict(params.cams), params.seeds.combine, params.base.seed,
-                      md5sum("models/transcam/model.pt"))
-    ckpt = Checkpointer(f"checkpoints/train_bao/{variant}", key, enabled=rt.dist.main)
-    loop = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step,
-                f"train_bao@{variant}", after_step=after_step, end_epoch=end_epoch,
+    ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
+    loop = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,
+                after_step=None if variant == "amn" else after_step, end_epoch=end_epoch,
                 extra_state={"target": target} if target is not None else {})
     history = loop.run(start_hook=start)
     if rt.dist.main:
-        with atomic_file(Path("models/bao") / variant / "target.pt") as f:
-            torch.save((target if target is not None else net).state_dict(), f)
-        write_text(f"metrics/bao/{variant}.csv", pd.DataFrame(history).to_csv(index=False))
+        save_trained(target if target is not None else net, Path(P.bao) / variant)
+        write_text(Path(P.metrics.bao) / f"{variant}.csv", pd.DataFrame(history).to_csv(index=False))
         ckpt.finish()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python stages/train_bao.py {share,ema,share+ema,amn}")
-    main(lambda p: run(p, sys.argv[1]))
+    main_with_item(run, "train_bao", VARIANTS, stage=stage_name)

@@ -1,4 +1,4 @@
-"""Stage train_deeplab@<source>: DeepLab on the masks of train_aug (reference amn.md, topic C).
+"""Stage train_deeplab@<source>: DeepLab on the masks of train_aug (docs/method.md §5).
 
     python stages/train_deeplab.py {bao,transcam}
 
@@ -6,41 +6,39 @@
 
 SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay, frozen BatchNorm
 (paper setting), cross-entropy with 255 ignored. Training runs whole passes over train_aug until
-``deeplab.iterations`` steps (rounded up to a whole pass). the loss every ``log_every`` steps: ``models/deeplab/<source>/model.pt``, ``metrics/train_deeplab/<source>.csv``.
+``deeplab.iterations`` steps (rounded up to a whole pass); the loss is logged every ``log_every``
+steps. Outputs ``<paths.deeplab>/<source>/model.pt`` and ``metrics/train_deeplab/<source>.csv``.
 """
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bao.config import ParamsError, section_dict
+from bao.classes import IGNORE
 from bao.data import VOCDataset
 from bao.data.transforms import SegCrops
-from bao.io import atomic_file, load_label_png, params_hash, write_text
-from bao.models.deeplab import DeepLab, freeze_bn
+from bao.io import load_label_png, write_text
+from bao.models.deeplab import build_deeplab, freeze_bn
+from bao.models.weights import save_trained
+from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
-from bao.stage import main
+from bao.stage import main_with_item
 from bao.train import Loop, Runtime, StepLog
 
 SOURCES = ("bao", "transcam")
 
 
-def build(params):
-    d = params.deeplab
-    return DeepLab(d.arch, d.backbone, 21, d.output_stride, d.pretrained)
-
-
 def run(params, source):
-    if source not in SOURCES:
-        raise ParamsError(f"train_deeplab: unknown mask source {source!r}; known: {SOURCES}")
+    P = paths()
+    stage = f"train_deeplab@{source}"
     rt = Runtime.from_params(params.base)
     d = params.deeplab
-    ds = VOCDataset(params.data.root, "train_aug", masks=None)
-    crops = SegCrops(ds, lambda i: load_label_png(Path("masks") / source / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
-    net = build(params)
+    ds = VOCDataset(P.data, "train_aug", masks=None)
+    masks = Path(P.masks) / source
+    crops = SegCrops(ds, lambda i: load_label_png(masks / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
+    net = build_deeplab(d, pretrained=d.pretrained)
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
     backbone = [p for p in net.parameters() if id(p) not in head_ids]
@@ -61,7 +59,7 @@ def run(params, source):
         y = batch["target"].to(rt.device)
         with rt.amp():
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, ignore_index=255)
+        loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -75,18 +73,14 @@ def run(params, source):
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 
-    key = params_hash(source, section_dict(d), params.base.seed, section_dict(params.masks))
-    ckpt = Checkpointer(f"checkpoints/train_deeplab/{source}", key, enabled=rt.dist.main)
-    Loop(rt, model, opt, crops, d.batch_size, epochs, ckpt, d.checkpoint_every, step, "train_deeplab",
+    ckpt = Checkpointer(Path(P.checkpoints) / "train_deeplab" / source, resume_key(stage), enabled=rt.dist.main)
+    Loop(rt, model, opt, crops, d.batch_size, epochs, ckpt, d.checkpoint_every, step, stage,
          after_step=after_step, extra_state={"log": log}).run()
     if rt.dist.main:
-        with atomic_file(f"models/deeplab/{source}/model.pt") as f:
-            torch.save(unwrap(model).state_dict(), f)
-        write_text(f"metrics/train_deeplab/{source}.csv", pd.DataFrame(log.rows).to_csv(index=False))
+        save_trained(unwrap(model), Path(P.deeplab) / source)
+        write_text(Path(P.metrics.train_deeplab) / f"{source}.csv", pd.DataFrame(log.rows).to_csv(index=False))
         ckpt.finish()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python stages/train_deeplab.py {bao,transcam}")
-    main(lambda p: run(p, sys.argv[1]))
+    main_with_item(run, "train_deeplab", SOURCES)

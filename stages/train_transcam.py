@@ -1,40 +1,46 @@
-"""Stage train_transcam: TransCAM on train_aug (reference transcam.md §3).
+"""Stage train_transcam: TransCAM on train_aug (docs/method.md §2; TransCAM train_TransCAM.py).
 
 One multi-label soft-margin loss on the sum of the conv head's GAP logits and the class-token
-logits, over the 20 foreground classes (train_TransCAM.py l.94); AdamW, constant learning rate.
-Outputs ``models/transcam/model.pt`` and per-epoch ``metrics/train_transcam.csv``.
+logits, over the 20 foreground classes (``bao.method.cls_loss``); AdamW, constant learning rate.
+Outputs ``<paths.transcam>/model.pt`` and the per-epoch ``metrics/train_transcam.csv``.
 """
 from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from bao.config import section_dict
+from bao.classes import NUM_CLASSES
 from bao.data import VOCDataset
 from bao.data.transforms import TrainCrops
-from bao.io import atomic_file, params_hash, write_text
+from bao.errors import CheckpointError
+from bao.io import write_text
+from bao.method import cls_loss
 from bao.models import create_model
-from bao.models.weights import load_pretrained
+from bao.models.weights import load_pretrained, save_trained
+from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
 from bao.stage import main
 from bao.train import Loop, Runtime
 
-OUT = Path("models/transcam/model.pt")
+STAGE = "train_transcam"
 
 
 def build_model(params):
-    model = create_model(params.model.arch, num_classes=21, drop_path_rate=params.model.drop_path_rate)
-    weights = Path("models/pretrained/weights.pth")
-    if params.model.pretrained and weights.exists():
+    model = create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=params.model.drop_path_rate)
+    if params.model.pretrained:
+        weights = Path(paths().pretrained) / "weights.pth"
+        if not weights.exists():  # never a silent random start when weights were asked for
+            raise CheckpointError(f"{weights}: model.pretrained is {params.model.pretrained!r} but its "
+                                  "checkpoint is missing (run the get_weights stage)")
         load_pretrained(model, weights)
     return model
 
 
 def run(params):
+    P = paths()
     rt = Runtime.from_params(params.base)
     cfg = params.transcam
-    ds = VOCDataset(params.data.root, "train_aug", masks=None)
+    ds = VOCDataset(P.data, "train_aug", masks=None)
     a = cfg.augment
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed)
     model = rt.wrap(build_model(params))
@@ -46,24 +52,19 @@ def run(params):
         y = batch["label"].to(rt.device)
         with rt.amp():
             out = model(x)
-        logits = (out["logits_conv"] + out["logits_trans"]).float()[:, 1:]
-        loss = F.multilabel_soft_margin_loss(logits, y)
+        loss = cls_loss(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {"loss": loss.item()}
 
-    key = params_hash(section_dict(params.model), section_dict(cfg), params.base.seed,
-                      (Path(params.data.root) / "cls_labels.json").read_text())
-    ckpt = Checkpointer("checkpoints/train_transcam", key, enabled=rt.dist.main)
-    history = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step,
-                   "train_transcam").run()
+    ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
+    history = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, STAGE).run()
     if rt.dist.main:
-        with atomic_file(OUT) as f:
-            torch.save(unwrap(model).state_dict(), f)
-        write_text("metrics/train_transcam.csv", pd.DataFrame(history).to_csv(index=False))
+        save_trained(unwrap(model), P.transcam)
+        write_text(P.metrics.train_transcam, pd.DataFrame(history).to_csv(index=False))
         ckpt.finish()
 
 
 if __name__ == "__main__":
-    main(run)
+    main(run, STAGE)

@@ -111,14 +111,14 @@ def crf_work(out_dir):
 def test_parallel_run_split_equals_serial(tmp_path):
     from functools import partial
 
-    from bao.infer import run_split
+    from bao.workers import run_split
 
     ids = [str(i) for i in range(6)]
     outs = {}
     for w in (1, 2):
         d = tmp_path / f"w{w}"
         d.mkdir()
-        run_split(partial(crf_work, d), ids, d, ".png", workers=w)
+        assert run_split(partial(crf_work, d), ids, d, ".png", workers=w) == {}  # work returns nothing
         outs[w] = {p.name: p.read_bytes() for p in d.glob("*.png")}
     assert len(outs[1]) == 6 and outs[1] == outs[2]
 

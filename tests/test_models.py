@@ -1,17 +1,22 @@
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from bao.models import create_model, list_models
-from bao.models.weights import CheckpointError, load_pretrained, safe_load
+from bao.errors import CheckpointError
+from bao.models.weights import load_pretrained, safe_load
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from common import stacked_attention  # noqa: E402
 
 KEYS = Path(__file__).resolve().parent / "data"
 
 
 def official(name):
-    """key -> shape of an official checkpoint (shared/reference, copied into tests/data)."""
+    """key -> shape of an official checkpoint (the published files' state_dict keys, in tests/data)."""
     path = KEYS / f"{name}_keys.tsv"
     out = {}
     for line in path.read_text().splitlines():
@@ -115,7 +120,7 @@ def test_block_by_block_equals_stacked_attention():
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         a = model(x, need_attn=True)["attn"]
-        b = model(x, stack_blocks=True)["attn"]
+        b = stacked_attention(model, x)[1]
     assert torch.allclose(a, b, atol=1e-6)
 
 

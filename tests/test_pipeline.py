@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from test_graph import check_traces
 
 TINY = {
     "data": {"mini": {"num_train": 8, "num_val": 4, "num_test": 2, "num_aug": 8, "min_side": 64, "max_side": 96}},
@@ -21,6 +22,17 @@ TINY = {
 }
 
 
+def stage_names(project) -> set[str]:
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        from bao.pipeline import stage_names as names
+
+        return set(names())
+    finally:
+        os.chdir(cwd)
+
+
 def merge(base, over):
     for k, v in over.items():
         if isinstance(v, dict):
@@ -30,8 +42,8 @@ def merge(base, over):
     return base
 
 
-def sh(cmd, cwd):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "true", "PYTHONUNBUFFERED": "1"}
+def sh(cmd, cwd, **env_extra):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "true", "PYTHONUNBUFFERED": "1", **env_extra}
     r = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, env=env)
     assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
@@ -56,9 +68,16 @@ def project(tmp_path_factory):
     return dst
 
 
+def stale(project) -> set[str]:
+    out = sh(f"{sys.executable} -m dvc status", project)
+    return {line[:-1] for line in out.splitlines() if line and not line[0].isspace() and line.endswith(":")}
+
+
 @pytest.mark.slow
-def test_dvc_repro_end_to_end(project):
-    sh(f"{sys.executable} -m dvc repro", project)
+def test_dvc_repro_end_to_end(project, tmp_path):
+    traces = tmp_path / "traces"
+    sh(f"{sys.executable} -m dvc repro", project, BAO_TRACE_DIR=str(traces))
+    check_traces(project, traces)  # every stage read, opened and wrote only what dvc.yaml declares
     m = project / "metrics"
     for name in ("transcam_seed", "seed", "mask", "transcam_mask", "segmentation", "transcam_segmentation"):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
@@ -75,6 +94,16 @@ def test_dvc_repro_end_to_end(project):
         names = [n for n in tar.getnames() if n.endswith(".png")]
     assert len(names) == 2 and all(n.startswith("results/VOC2012/Segmentation/comp6_test_cls/") for n in names)
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
+    # what dvc status calls stale follows what the stages use
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("combine: am_bg", "combine: cam"))
+    assert stale(project) == {"make_seeds", "report"}  # the readout: no training stage
+    (project / "params.yaml").write_text(params)
+    conformer = project / "bao" / "models" / "conformer.py"
+    code = conformer.read_text()
+    conformer.write_text(code + "# edited\n")
+    assert stale(project) == set(stage_names(project))  # every stage runs the model code (config validates arch)
+    conformer.write_text(code)
     # an experiment through DVC: a new tau changes the EMA variant, and metrics diff runs on it
     sh("git add -A && git commit -qm baseline", project)
     before = (m / "bao" / "ema.csv").read_text()

@@ -9,6 +9,7 @@ from conftest import ROOT
 
 def run_stage(tmp_path, name, params, *args):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())  # the stages read their paths there
     return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=tmp_path,
                           capture_output=True, text=True)
 
@@ -40,4 +41,19 @@ def test_missing_input_is_named(tmp_path):
 
 def test_unknown_variant_is_named(tmp_path):
     r = run_stage(tmp_path, "train_bao", base_params(), "both")
-    assert r.returncode == 2 and "bao.variants" in r.stderr
+    assert r.returncode != 0 and "{amn,share,ema,share+ema}" in r.stderr
+
+
+def test_missing_pretrained_checkpoint_is_an_error(tmp_path):
+    """A set model.pretrained whose staged file is missing never starts from random weights."""
+    from bao.data import minivoc
+    from bao.data.prepare import validate
+
+    root = tmp_path / "data" / "VOC2012"
+    minivoc.generate(root, num_train=4, num_val=2, num_test=0, num_aug=4, min_side=64, max_side=96, seed=1)
+    validate(root, ["train_aug", "train", "val"], "error")
+    p = base_params()
+    p["model"]["pretrained"] = "weights/conformer.pth"
+    r = run_stage(tmp_path, "train_transcam", p)
+    assert r.returncode == 2 and "models/pretrained/weights.pth" in r.stderr and "get_weights" in r.stderr
+    assert not (tmp_path / "models" / "transcam").exists()

@@ -7,7 +7,6 @@ with ``SegmentationClassAug`` (from SBD ``dataset/cls/*.mat``, ``GTcls.Segmentat
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -20,20 +19,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bao.data.voc import DataError, VOCDataset, build_label_file, classes_in, read_split, split_path
-from bao.io import atomic_file, save_label_png, voc_palette
-
-
-class DownloadError(RuntimeError):
-    pass
-
-
-def md5sum(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+from bao.errors import DataError, DownloadError
+from bao.data.voc import VOCDataset, build_label_file, classes_in, read_split, split_path
+from bao.io import md5sum, atomic_file, save_label_png, voc_palette
 
 
 def _fetch(url: str, part: Path, timeout: float) -> None:

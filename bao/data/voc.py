@@ -16,20 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bao.classes import IGNORE, NUM_CLASSES, NUM_FG
+from bao.errors import DataError
 from bao.io import load_label_png, write_json
 
-CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-]
-NUM_CLASSES = len(CLASSES)  # 21, background included
-SPLITS = ("train", "val", "trainval", "test", "train_aug")
 LABELS_FILE = "cls_labels.json"
-
-
-class DataError(ValueError):
-    """A dataset file is missing or malformed; the message names the file."""
 
 
 def split_path(root: str | Path, split: str) -> Path:
@@ -63,9 +54,9 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def check_mask(path: Path, mask: np.ndarray, image_hw: tuple[int, int] | None) -> None:
-    bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(NUM_CLASSES), 255])
+    bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(NUM_CLASSES), IGNORE])
     if bad.size:
-        raise DataError(f"{path}: label values {bad.tolist()} outside 0-{NUM_CLASSES - 1} and 255")
+        raise DataError(f"{path}: label values {bad.tolist()} outside 0-{NUM_CLASSES - 1} and {IGNORE}")
     if image_hw is not None and tuple(mask.shape) != tuple(image_hw):
         raise DataError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} != image size "
                         f"{image_hw[1]}x{image_hw[0]}")
@@ -125,8 +116,8 @@ class VOCDataset:
     def labels(self) -> dict[str, list[int]]:
         if self._labels is None:
             path = self.root / LABELS_FILE
-            if not path.exists():
-                build_label_file(self.root)
+            if not path.exists():  # written by prepare_data; a reader never writes into its input
+                raise DataError(f"{path}: image-level labels not found (run the prepare_data stage)")
             self._labels = json.loads(path.read_text())
         return self._labels
 
@@ -134,7 +125,7 @@ class VOCDataset:
         """Multi-hot float32 vector over the 20 foreground classes (index c-1 for class c)."""
         if image_id not in self.labels:
             raise DataError(f"{self.root / LABELS_FILE}: no image-level label for '{image_id}'")
-        y = np.zeros(NUM_CLASSES - 1, dtype=np.float32)
+        y = np.zeros(NUM_FG, dtype=np.float32)
         for c in self.labels[image_id]:
             y[c - 1] = 1.0
         return y

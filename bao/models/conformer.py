@@ -39,11 +39,7 @@ class Attention(nn.Module):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         drop = self.attn_drop if self.training else 0.0
-        if need_weights == "heads":  # every head's map, as TransCAM keeps them (benchmarks only)
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).float().softmax(dim=-1)
-            out = F.dropout(attn.to(q.dtype), drop, self.training) @ v
-            weights = attn
-        elif need_weights:
+        if need_weights:
             # explicit softmax(QK^T / sqrt(d)) (BAO.md eq. 1), one head at a time so that at most one
             # (B, N, N) map is alive besides the running head mean (eq. 2), which alone leaves the block
             outs, weights = [], None
@@ -219,12 +215,8 @@ class Conformer(nn.Module):
         for m in (self.trans_cls_head, self.conv_cls_head):
             _init_weights(m)
 
-    def forward_features(self, x, need_attn: bool = False, stack_blocks: bool = False):
-        """CNN feature (B, C, H/16, W/16), token sequence, and (if asked) the summed attention.
-
-        ``stack_blocks`` keeps every block's per-head attention, stacks them to (L, B, H, N, N), then
-        takes the mean over heads and the sum over blocks, as TransCAM does (conformer.py l.456-475);
-        it exists only so benchmarks can measure what block-by-block accumulation saves."""
+    def forward_features(self, x, need_attn: bool = False):
+        """CNN feature (B, C, H/16, W/16), token sequence, and (if asked) the summed attention."""
         b, _, h, w = x.shape
         if h % 16 or w % 16:
             raise ValueError(f"input height and width must be multiples of 16, got {h}x{w}")
@@ -232,26 +224,21 @@ class Conformer(nn.Module):
         x, _ = self.conv_1(x_base)
         x_t = self.trans_patch_conv(x_base).flatten(2).transpose(1, 2)
         x_t = torch.cat([self.cls_token.expand(b, -1, -1), x_t], dim=1)
-        mode = "heads" if stack_blocks else need_attn
-        x_t, attn = self.trans_1(x_t, mode)
-        # eq. 3: A = sum over blocks, accumulated block by block (never stacked: peak memory is one block's)
-        acc = attn.float() if need_attn and not stack_blocks else None
-        kept = [attn] if stack_blocks else None
+        x_t, attn = self.trans_1(x_t, need_attn)
+        # eq. 3: A = sum over blocks, accumulated block by block (TransCAM stacks all 12 blocks' per-head
+        # maps first; bench/cam_inference.py measures what accumulating saves)
+        acc = attn.float() if need_attn else None
         for i in range(2, self.depth + 1):
-            x, x_t, attn = getattr(self, f"conv_trans_{i}")(x, x_t, mode)
-            if stack_blocks:
-                kept.append(attn)
-            elif need_attn:
+            x, x_t, attn = getattr(self, f"conv_trans_{i}")(x, x_t, need_attn)
+            if need_attn:
                 acc = acc + attn.float()
-        if stack_blocks:
-            acc = torch.stack(kept).mean(dim=2).sum(0)
         return x, x_t, acc
 
-    def forward(self, x, need_attn: bool = False, stack_blocks: bool = False) -> dict:
+    def forward(self, x, need_attn: bool = False) -> dict:
         """Returns ``feat`` (B,C,h,w), ``cam`` (B,K,h,w: 3x3 conv head, before GAP), ``logits_conv``
         (GAP of cam), ``logits_trans`` (class token), and with ``need_attn`` ``attn`` (B,N,N: eq. 4's
         A*, attention summed over blocks, mean over heads, class token removed)."""
-        feat, x_t, acc = self.forward_features(x, need_attn or stack_blocks, stack_blocks)
+        feat, x_t, acc = self.forward_features(x, need_attn)
         cam = self.conv_cls_head(feat)
         out = {
             "feat": feat,

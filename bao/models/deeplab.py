@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bao.classes import NUM_CLASSES
+
 
 class ASPPv2(nn.Module):
     def __init__(self, cin, num_classes, rates=(6, 12, 18, 24)):
@@ -38,7 +40,7 @@ class ASPPv3(nn.Module):
 
 
 class DeepLab(nn.Module):
-    def __init__(self, arch="deeplabv2", backbone="resnet101", num_classes=21, output_stride=8, pretrained=False):
+    def __init__(self, arch="deeplabv2", backbone="resnet101", num_classes=NUM_CLASSES, output_stride=8, pretrained=False):
         super().__init__()
         self.arch = arch
         v3 = arch == "deeplabv3plus"
@@ -66,6 +68,11 @@ class DeepLab(nn.Module):
         else:
             y = self.head(feats[-1])
         return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+def build_deeplab(cfg, pretrained: bool = False) -> DeepLab:
+    """The DeepLab of the ``deeplab`` params section (``pretrained``: ImageNet backbone weights)."""
+    return DeepLab(cfg.arch, cfg.backbone, NUM_CLASSES, cfg.output_stride, pretrained)
 
 
 def freeze_bn(model: nn.Module) -> None:

@@ -7,11 +7,26 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from bao.errors import CheckpointError
+
 HEADS = ("conv_cls_head.", "trans_cls_head.")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; the message names the file and the keys."""
+MODEL_FILE = "model.pt"  # what a training stage saves in its output folder
+
+
+def save_trained(model: nn.Module, folder: str | Path) -> None:
+    """The state_dict of a trained model as ``<folder>/model.pt``, atomically."""
+    from bao.io import atomic_file
+
+    with atomic_file(Path(folder) / MODEL_FILE) as f:
+        torch.save(model.state_dict(), f)
+
+
+def load_trained(model: nn.Module, folder: str | Path, device) -> nn.Module:
+    """``model`` with the weights a training stage saved in ``folder``, on ``device``, in eval mode."""
+    model.load_state_dict(safe_load(Path(folder) / MODEL_FILE))
+    return model.to(device).eval()
 
 
 def safe_load(path: str | Path, map_location="cpu"):
@@ -50,7 +65,7 @@ def fetch_weights(source: str, dest: str | Path, md5: str | None = None) -> Path
             raise CheckpointError(f"model.pretrained: {source}: file not found")
         shutil.copyfile(source, tmp)
     if md5:
-        from bao.data.prepare import md5sum
+        from bao.io import md5sum
 
         if md5sum(tmp) != md5:
             tmp.unlink()

@@ -1,0 +1,118 @@
+"""dvc.yaml tells the truth: each stage depends on the code it runs, declares the params it reads,
+and writes only its own outputs (the dynamic half runs in tests/test_pipeline.py's end-to-end run)."""
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bao import pipeline
+from conftest import ROOT
+
+# params a stage reads only under another setting than the tiny end-to-end run's: declared, not read there
+READ_ONLY_ELSEWHERE = {
+    "prepare_data": {"data.folder", "data.download_dir", "data.voc_urls", "data.voc_md5", "data.sbd_urls",
+                     "data.sbd_md5"},  # data.source: folder | voc
+    "get_weights": {"model.pretrained_md5"},  # only with model.pretrained set
+}
+
+
+def covered(path: str, declared: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in declared)
+
+
+@pytest.fixture(autouse=True)
+def at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_every_stage_depends_on_the_code_it_imports():
+    missing, unused = [], []
+    for stage in pipeline.stage_names():
+        deps = pipeline.resolve(stage)["deps"]
+        code = pipeline.code_closure(pipeline.stage_script(stage))
+        missing += [(stage, f) for f in code if not covered(f, deps)]
+        # as precise as simple: a declared project .py file is one the stage imports
+        unused += [(stage, d) for d in deps if d.endswith(".py") and d not in code]
+    assert not missing, f"dvc.yaml misses (stage, file): {missing}"
+    assert not unused, f"dvc.yaml declares code a stage does not import: {unused}"
+
+
+def test_closure_sees_imports_inside_functions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bao").mkdir()
+    (tmp_path / "bao" / "__init__.py").write_text("")
+    (tmp_path / "bao" / "a.py").write_text("def f():\n    from bao import b\n")
+    (tmp_path / "bao" / "b.py").write_text("import os\n")
+    (tmp_path / "s.py").write_text("import bao.a\n")
+    assert pipeline.code_closure("s.py") == ["bao/__init__.py", "bao/a.py", "bao/b.py", "s.py"]
+
+
+def test_paths_are_declared_once():
+    """No stage or library module spells an artefact path of dvc.yaml's vars: they read them."""
+    def values(tree):
+        return [v for x in tree.values() for v in (values(x) if isinstance(x, dict) else [x])]
+
+    literals = {v for v in values(yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["paths"]) if "/" in v}
+    offenders = []
+    for f in list((ROOT / "stages").glob("*.py")) + list((ROOT / "bao").rglob("*.py")):
+        text = f.read_text()
+        offenders += [(f.name, v) for v in literals if f'"{v}' in text or f"'{v}" in text]
+    assert not offenders, offenders
+
+
+def test_resume_key_ignores_workers_and_sees_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    raw = pipeline.load_raw_params()
+    stage = "make_masks_bao"
+    monkeypatch.setattr(pipeline, "tree_md5", lambda p: "same")
+    key = pipeline.resume_key(stage, raw)
+    raw2 = yaml.safe_load(yaml.safe_dump(raw))
+    raw2["masks"]["workers"] = 7
+    assert pipeline.resume_key(stage, raw2) == key
+    raw2["masks"]["crf"]["gt_prob"] = 0.5
+    assert pipeline.resume_key(stage, raw2) != key
+    monkeypatch.setattr(pipeline, "tree_md5", lambda p: "other" if p.endswith("seeds/bao") else "same")
+    assert pipeline.resume_key(stage, raw) != key
+
+
+def check_traces(project: Path, trace_dir: Path) -> None:
+    """Called by the end-to-end test: compare what each stage read, opened and wrote with dvc.yaml."""
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        raw = pipeline.load_raw_params()
+        reads, opens = defaultdict(set), defaultdict(dict)
+        for f in trace_dir.glob("*.json"):
+            rec = json.loads(f.read_text())
+            reads[rec["stage"]] |= set(rec["params"])
+            for path, mode in rec["opens"].items():
+                if opens[rec["stage"]].get(path) != "w":
+                    opens[rec["stage"]][path] = mode
+        problems = []
+        for stage in pipeline.stage_names(raw):
+            spec = pipeline.resolve(stage, raw)
+            declared = set(pipeline.declared_params(stage, raw))
+            assert stage in reads, f"{stage}: no trace recorded"
+            extra = reads[stage] - declared
+            unread = declared - reads[stage] - READ_ONLY_ELSEWHERE.get(stage, set())
+            problems += [f"{stage} reads undeclared param {k}" for k in sorted(extra)]
+            problems += [f"{stage} declares unread param {k}" for k in sorted(unread)]
+            outs = spec["outs"] + spec["metrics"] + spec["plots"]
+            for path, mode in opens[stage].items():
+                if path in ("params.yaml", "dvc.yaml"):
+                    continue
+                # atomic writes go through <out>.partial/ and .<name>.<random>.tmp beside the target
+                name = Path(path.replace(".partial/", "/").replace(".partial", ""))
+                if name.name.startswith(".") and name.name.endswith(".tmp"):
+                    name = name.parent / name.name[1:].rsplit(".", 2)[0]
+                logical = name.as_posix()
+                if mode == "w" and not covered(logical, outs):
+                    problems.append(f"{stage} writes {path}, not one of its outputs")
+                if mode == "r" and not covered(logical, spec["deps"] + outs):
+                    problems.append(f"{stage} reads {path}, not one of its deps")
+        assert not problems, "\n".join(problems)
+    finally:
+        os.chdir(cwd)

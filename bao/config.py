@@ -183,7 +183,7 @@ class Cams(Section):
 class Bao(Optim):
     update: Literal["share", "ema", "share+ema", "amn"] = "share+ema"
     label_smoothing: float = 0.4  # AMN --eps
-    refine_am: bool = True  # refine the activation map by the attention (BAO.md §3.2)
+    refine_am: bool = True  # refine the activation map by the attention (docs/method.md §3.2)
     head_lr_mult: float = 1.0
     amn_fg_thres: float = 0.30
     amn_bg_thres: float = 0.05

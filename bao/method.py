@@ -1,4 +1,4 @@
-"""BAO: online/target networks, threshold-free pseudo-labels, L_pcl and the target update (BAO.md §3)."""
+"""BAO: online/target networks, threshold-free pseudo-labels, L_pcl and the target update (docs/method.md §3)."""
 from __future__ import annotations
 
 import math
@@ -17,7 +17,7 @@ VARIANTS = ("amn", "share", "ema", "share+ema")
 
 
 class BAONet(nn.Module):
-    """Conformer + TransCAM heads + AMN-style label-conditioned activation-map head (BAO.md §3.2).
+    """Conformer + TransCAM heads + AMN-style label-conditioned activation-map head (docs/method.md §3.2).
 
     The multi-hot label is embedded by a linear layer to the CNN feature's C channels and multiplied
     in channel-wise (AMN net/resnet50_amn.py: ``x * label_enc(y)``); a 3x3 conv maps it to S = 21
@@ -41,7 +41,7 @@ class BAONet(nn.Module):
         out = self.backbone(x, need_attn=True)
         f = out["feat"] * self.label_enc(label)[:, :, None, None]
         out["am_raw"] = self.am_head(f)
-        # AM_o = A*_o . AM (eq. 5 applied to the AM, BAO.md §3.2); bao.refine_am: false skips it
+        # AM_o = A*_o . AM (eq. 5 applied to the AM, docs/method.md §3.2); bao.refine_am: false skips it
         out["am"] = refine(out["am_raw"], out["attn"], self.attn_identity) if self.refine_am else out["am_raw"]
         out["cam_refined"] = refine(out["cam"][:, 1:], out["attn"], self.attn_identity)  # M^fg* (eq. 5)
         return out
@@ -60,9 +60,9 @@ def cls_loss(out: dict, label: torch.Tensor) -> torch.Tensor:
 
 
 def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Target scores [M_bg*, M_fg*] (B, 21, h, w) from the refined foreground CAM (BAO.md eq. 6).
+    """Target scores [M_bg*, M_fg*] (B, 21, h, w) from the refined foreground CAM (docs/method.md eq. 6).
 
-    Project decisions (BAO.md §3.1): ReLU and per-class max-normalisation before eq. 6; classes absent
+    Project decisions (docs/method.md §3.1): ReLU and per-class max-normalisation before eq. 6; classes absent
     from the image label take no part (score -inf, also excluded from the max of eq. 6).
     """
     present = label[:, :, None, None] > 0
@@ -78,7 +78,7 @@ def pseudo_labels(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Te
 
 
 def pcl_loss(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
-    """AMN's per-pixel classification loss (reference amn.md A2, step/train_amn.py): cross-entropy
+    """AMN's per-pixel classification loss (docs/method.md §4; AMN step/train_amn.py): cross-entropy
     against label-smoothed targets (1-eps on the pseudo class, eps/(C-1) elsewhere), averaged over
     background pixels and over foreground pixels separately, then (bg + fg) / 2; IGNORE (255) is ignored."""
     c = logits.shape[1]
@@ -129,7 +129,7 @@ COMBINES = ("am", "cam", "mean", "am_bg")
 
 
 def combine_seed_scores(am_logits: torch.Tensor, cam_fg: torch.Tensor, label: torch.Tensor, combine: str) -> torch.Tensor:
-    """Seed scores (21, H, W) from the target's activation map and refined foreground CAM (BAO.md §3.5).
+    """Seed scores (21, H, W) from the target's activation map and refined foreground CAM (docs/method.md §3.5).
 
     am: softmax over background + the image's classes; cam: eq. 6 on the min-max normalised CAM;
     mean: the normalised foreground channels of both averaged, background from AM;

@@ -18,8 +18,9 @@ from bao.io import md5sum
 
 DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
-# params that cannot change a stage's output: a resumed run keeps its work when only these change
-NOT_IN_RESUME_KEY = ("base.num_workers", "base.infer_workers", "masks.workers")
+# params that cannot change a stage's output (process counts, checkpoint spacing): a resumed run keeps
+# its work when only these change
+NOT_IN_RESUME_KEY = ("num_workers", "infer_workers", "workers", "checkpoint_every")
 _EXPR = re.compile(r"\$\{\s*([^}]+?)\s*\}")
 
 
@@ -153,7 +154,7 @@ def resume_key(stage: str, raw_params: dict | None = None) -> str:
     and the checksums of all its declared deps (code, data, checkpoints). A partial result written
     under another key is discarded: when in doubt, start over."""
     raw = load_raw_params() if raw_params is None else raw_params
-    values = {k: lookup(raw, k) for k in declared_params(stage, raw) if k not in NOT_IN_RESUME_KEY}
+    values = {k: lookup(raw, k) for k in declared_params(stage, raw) if k.rsplit(".", 1)[-1] not in NOT_IN_RESUME_KEY}
     deps = {d: tree_md5(d) for d in resolve(stage, raw)["deps"]}
     blob = repr((stage, sorted(values.items()), sorted(deps.items()))).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

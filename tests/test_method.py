@@ -1,4 +1,4 @@
-"""BAO's formulas against hand computations (BAO.md eq. 5, 6, 8; AMN L_pcl; BYOL cosine EMA)."""
+"""BAO's formulas against hand computations (docs/method.md eq. 5, 6, 8; AMN L_pcl §4; BYOL cosine EMA §3.4)."""
 import math
 
 import numpy as np
@@ -100,7 +100,7 @@ def test_combine_seed_scores():
 
 
 def test_combine_am_bg_by_hand():
-    """am_bg: [max-normalised AM background probability, min-max refined CAM] (BAO.md §3.5, OCR shapes)."""
+    """am_bg: [max-normalised AM background probability, min-max refined CAM] (docs/method.md §3.5)."""
     am = torch.zeros(21, 1, 3)
     am[0, 0] = torch.tensor([2.0, 0.0, -2.0])  # class 3 (channel 4) logits stay 0
     cam = torch.zeros(20, 1, 3)

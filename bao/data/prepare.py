@@ -3,7 +3,7 @@
 VOC 2012 (``VOCtrainval_11-May-2012.tar``) and SBD (``benchmark.tgz``) become one VOC2012 folder
 with ``SegmentationClassAug`` (from SBD ``dataset/cls/*.mat``, ``GTcls.Segmentation``) and the
 ``train_aug`` list = (SBD train ∪ SBD val ∪ VOC train) − VOC val: 10,582 ids on the real data
-(reference amn.md, topic C).
+(docs/method.md §5).
 """
 from __future__ import annotations
 

@@ -2,15 +2,15 @@
 
 Module names follow the official pengzhiliang/Conformer checkpoints key for key
 (``conv1``, ``conv_1``, ``trans_patch_conv``, ``trans_1``, ``conv_trans_<i>.{cnn_block,fusion_block,
-squeeze_block,expand_block,trans_block}``, ``trans_norm``, ``cls_token``); facts in
-``reference/transcam.md`` §1. TransCAM's changes (§1 "TransCAM's change to the last block", §2):
+squeeze_block,expand_block,trans_block}``, ``trans_norm``, ``cls_token``); docs/method.md §2.1.
+TransCAM's changes (its network/conformer.py l.267 and l.328):
 
 * the last fusion block has stride 1, so the CNN map and the token grid are both at stride 16;
 * ``conv_cls_head`` is a 3x3 conv applied *before* global average pooling (its output is the CAM);
 * ``trans_cls_head`` classifies the class token after ``trans_norm``.
 
 Unlike TransCAM, any H, W that are multiples of 16 work (non-square too). Attention weights (mean over
-heads, summed over blocks: eq. 2-4 of BAO.md) are computed only when asked for; otherwise attention
+heads, summed over blocks: eq. 2-4 of docs/method.md) are computed only when asked for; otherwise attention
 runs through ``F.scaled_dot_product_attention``.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         drop = self.attn_drop if self.training else 0.0
         if need_weights:
-            # explicit softmax(QK^T / sqrt(d)) (BAO.md eq. 1), one head at a time so that at most one
+            # explicit softmax(QK^T / sqrt(d)) (docs/method.md eq. 1), one head at a time so that at most one
             # (B, N, N) map is alive besides the running head mean (eq. 2), which alone leaves the block
             outs, weights = [], None
             for h in range(self.num_heads):
@@ -98,7 +98,7 @@ class ConvBlock(nn.Module):
     def forward(self, x, x_t=None):
         residual = x
         x = self.act1(self.bn1(self.conv1(x)))
-        # the transformer feature is added before the 3x3 conv (transcam.md §1 ConvBlock)
+        # the transformer feature is added before the 3x3 conv (docs/method.md §2.1; TransCAM network/conformer.py l.119)
         x2 = self.act2(self.bn2(self.conv2(x if x_t is None else x + x_t)))
         x = self.bn3(self.conv3(x2))
         if self.res_conv:

@@ -1,5 +1,5 @@
 """DeepLab-v2 (ASPP of four dilated 3x3 convs, rates 6/12/18/24, summed) and DeepLab-v3+ on a dilated
-timm backbone (reference amn.md, topic C: the WSSS DeepLab stage)."""
+timm backbone (docs/method.md §5: the WSSS DeepLab stage)."""
 from __future__ import annotations
 
 import timm

@@ -59,12 +59,13 @@ class Base(Section):
     device: Literal["auto", "cpu", "cuda"]
     amp: bool  # bf16 autocast on CUDA; losses and CAM normalisation stay fp32
     num_workers: int
-    infer_workers: int  # processes for CAM/seed inference (GPUs assigned round-robin); outputs unchanged
+    infer_workers: int | Literal["auto"]  # processes for CAM/seed inference (auto: one per GPU, 1 on CPU)
     bad_input: Literal["error", "skip"]
 
     def check(self, p):
         _positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
-        _positive(f"{p}.infer_workers", self.infer_workers)
+        if self.infer_workers != "auto":
+            _positive(f"{p}.infer_workers", self.infer_workers)
 
 
 @dataclass
@@ -159,6 +160,8 @@ class Optim(Section):
 @dataclass
 class TransCAM(Optim):
     augment: Augment = None
+    released: Optional[str] = None  # TransCAM's published classifier instead of training (path/URL/gdrive://)
+    released_md5: Optional[str] = None
 
 
 @dataclass
@@ -188,6 +191,9 @@ class Bao(Optim):
     amn_fg_thres: float = 0.30
     amn_bg_thres: float = 0.05
     augment: Augment = None
+    # Figure 4's per-epoch seed score: these CAM scales (null: cams.scales) for epochs 0..n-1, the full
+    # cams.scales protocol after the last epoch
+    epoch_eval_scales: Optional[list[int]] = None
 
     def check(self, p):
         super().check(p)
@@ -241,18 +247,20 @@ class LabelCrf(Crf):
 
 @dataclass
 class Masks(Section):
-    workers: int
+    workers: int | Literal["auto"]  # CRF processes (auto: one per CPU core)
     crf: LabelCrf
 
     def check(self, p):
-        _positive(f"{p}.workers", self.workers)
+        if self.workers != "auto":
+            _positive(f"{p}.workers", self.workers)
 
 
 @dataclass
 class DeepLab(Section):
     arch: Literal["deeplabv2", "deeplabv3plus"]
-    backbone: str
-    pretrained: bool
+    backbone: str  # resnet101_msra (DeepLab-v2's own ResNet-101) or a timm name
+    pretrained: Optional[str]  # ImageNet weights: null (random init) | path | https URL | gdrive://<id>
+    pretrained_md5: Optional[str]
     output_stride: int
     crop_size: int
     scale_range: list[float]
@@ -324,8 +332,16 @@ def _check_type(key: str, tp, value):
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
-            return None
-        return _check_type(key, args[0], value)
+            if len(args) < len(typing.get_args(tp)):
+                return None
+            raise ParamsError(f"{key}: must be set, got null")
+        errors = []
+        for a in args:
+            try:
+                return _check_type(key, a, value)
+            except ParamsError as e:
+                errors.append(str(e))
+        raise ParamsError(" or ".join(errors))
     if origin is list:
         if not isinstance(value, list):
             raise ParamsError(f"{key}: must be a list, got {value!r}")

@@ -83,8 +83,10 @@ def figure4(curves: dict[str, str | Path], transcam_best: float | None, path: st
     head is untrained then, so no other readout is scored."""
     dotted = secondary if secondary != chosen else ""
     fig, ax = plt.subplots(figsize=(6, 4))
+    protocols = set()
     for v, p in curves.items():
         df = pd.read_csv(p)
+        protocols |= set(df["scales"].astype(str)) if "scales" in df else set()
         y = df[f"miou_{chosen}"].where(df["epoch"] > 0, df["miou_cam"])
         line, = ax.plot(df["epoch"], 100 * y, marker="o", label=VARIANT_NAMES.get(v, v))
         if dotted and len(df) > 1:
@@ -96,6 +98,8 @@ def figure4(curves: dict[str, str | Path], transcam_best: float | None, path: st
     title = "Figure 4: target-model seed mIoU per epoch"
     if chosen and dotted:
         title += f"\n(solid: {chosen}; dotted: {dotted})"
+    if len(protocols) > 1:  # bao.epoch_eval_scales: a cheaper per-epoch score, the full one last
+        title += f"\nCAM scales per epoch / last: {' / '.join(sorted(protocols, key=len))}"
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@ resume checkpoints every N steps, per-epoch history."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,6 +83,7 @@ class Loop:
             row = start_hook()
             if row is not None:
                 history.append(row)
+        timed_steps, step_seconds, eval_seconds = 0, 0.0, []
         while epoch < self.epochs:
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(epoch)
@@ -90,6 +92,7 @@ class Loop:
             self.model.train()
             bar = tqdm(loader, total=len(batches) - skip, desc=f"{self.desc} {epoch + 1}/{self.epochs}",
                        disable=not rt.dist.main, leave=False)
+            tick = time.perf_counter()
             for b, batch in enumerate(bar, start=skip):
                 losses = self.step(batch)
                 for k, v in losses.items():
@@ -102,16 +105,25 @@ class Loop:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
                 if step % self.checkpoint_every == 0 and rt.dist.main:
                     self.ckpt.save(self.state(epoch, step, b + 1, history, sums))
+                tock = time.perf_counter()
+                if b > skip:  # the first step of each pass warms up (loader start, kernels)
+                    timed_steps, step_seconds = timed_steps + 1, step_seconds + tock - tick
+                tick = tock
             row = {"epoch": epoch + 1, "step": step, **{k: v / len(batches) for k, v in sums.items()}}
             skip, sums = 0, {}
             epoch += 1
             if self.end_epoch is not None:
+                t0 = time.perf_counter()
                 row.update(self.end_epoch(epoch) or {})
+                eval_seconds.append(time.perf_counter() - t0)
             history.append(row)
             if rt.dist.main:
                 print(f"[{self.desc}] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                    for k, v in row.items()))
                 self.ckpt.save(self.state(epoch, step, 0, history, sums))
+        if rt.dist.main and timed_steps:  # read by bench/rehearse.py to estimate the paper run's hours
+            evals = " ".join(f"{s:.3f}" for s in eval_seconds)
+            print(f"[timing] {self.desc}: steps={timed_steps} seconds={step_seconds:.3f} eval_seconds={evals or '-'}")
         return history
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -23,9 +24,16 @@ from bao.io import atomic_dir
 from bao.pipeline import resume_key
 
 
-def resolve_workers(workers: int | str) -> int:
-    """``auto``: one process per CPU core; an int is taken as given."""
-    return os.cpu_count() or 1 if workers == "auto" else int(workers)
+def resolve_workers(workers: int | str, gpu: bool = False) -> int:
+    """An int is taken as given. ``auto``: for network inference (``gpu``) one process per CUDA device,
+    or 1 on a CPU (torch's threads already use every core); for CPU work one process per core."""
+    if workers != "auto":
+        return int(workers)
+    if gpu:
+        import torch
+
+        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    return os.cpu_count() or 1
 
 
 def _todo(ids, out_dir: Path, suffix: str):
@@ -77,9 +85,14 @@ def run_split(make_work: Callable[[], Callable[[str], object]], ids: list[str], 
 
 
 def map_split(stage: str, out: str | Path, ids: list[str], make_work: Callable[[Path], Callable[[str], object]],
-              suffix: str, workers: int | str = 1) -> dict:
+              suffix: str, workers: int | str = 1, gpu: bool = False) -> dict:
     """Run ``make_work(out_dir)(image_id)`` for every id into ``out`` (atomic, resumable under the
     stage's resume key); returns the per-id results of ``run_split`` (ids done by an interrupted
     run that this one resumed are not in it)."""
     with atomic_dir(out, resume_key=resume_key(stage)) as tmp:
-        return run_split(partial(make_work, tmp), ids, tmp, suffix, resolve_workers(workers), desc=stage)
+        t0 = time.perf_counter()
+        todo = len(_todo(ids, tmp, suffix))
+        results = run_split(partial(make_work, tmp), ids, tmp, suffix, resolve_workers(workers, gpu), desc=stage)
+        if todo:  # read by bench/rehearse.py to estimate the paper run's hours
+            print(f"[timing] {stage}: images={todo} seconds={time.perf_counter() - t0:.3f}")
+        return results

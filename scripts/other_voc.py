@@ -3,6 +3,10 @@
     python scripts/other_voc.py /tmp/other          # writes /tmp/other/VOCdevkit/VOC2012
     dvc exp run -S data.source=folder -S data.folder=/tmp/other/VOCdevkit
 
+With counts and sizes, the small VOC-sized folder of the paper-setting rehearsal (README):
+
+    python scripts/other_voc.py /tmp/rehearsal --train 2 --val 2 --test 1 --aug 2 --min-side 320 --max-side 500
+
 A mini-VOC draw with another seed and sizes, shaped as others ship VOC-format data: VOCdevkit/VOC2012,
 VOC-style ids the project's params do not name, no train_aug list or labels file, and every third
 ground-truth mask saved as an RGB image in the VOC colour map.
@@ -22,12 +26,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--seed", type=int, default=7)
+    for name, default in (("train", 64), ("val", 32), ("test", 0), ("aug", 96), ("min-side", 120), ("max-side", 184)):
+        ap.add_argument(f"--{name}", type=int, default=default)
     args = ap.parse_args()
     root = args.out / "VOCdevkit" / "VOC2012"
     if root.exists():
         raise SystemExit(f"{root}: exists; choose another folder")
-    minivoc.generate(root, num_train=64, num_val=32, num_test=0, num_aug=96, min_side=120, max_side=184,
-                     seed=args.seed)
+    minivoc.generate(root, num_train=args.train, num_val=args.val, num_test=args.test, num_aug=args.aug,
+                     min_side=args.min_side, max_side=args.max_side, seed=args.seed)
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").unlink()
     (root / "cls_labels.json").unlink(missing_ok=True)
 

@@ -12,6 +12,7 @@ and argmax; each step switchable. Outputs ``predictions/<source>/<split>/<id>.pn
 the VOC server expects.
 """
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +69,14 @@ def run(params, source):
     model = load_trained(build_deeplab(params.deeplab), Path(P.deeplab) / source, device)
     ds = VOCDataset(P.data, cfg.split, masks="gt")
     cm = ConfusionMatrix(NUM_CLASSES)
+    t0 = time.perf_counter()
     with atomic_dir(Path(P.predictions) / source) as tmp:
         for image_id in ds.ids:
             image = ds.load_image(image_id)
             pred = predict(model, image, cfg, device, amp)
             save_label_png(tmp / cfg.split / f"{image_id}.png", pred)
             cm.update(pred, ds.load_mask(image_id, image.shape[:2]))
+    print(f"[timing] {STAGES[source]}: images={len(ds)} seconds={time.perf_counter() - t0:.3f}")
     res = {"masks": source, "split": cfg.split, "images": len(ds), **cm.summary(CLASSES)}
     write_json(getattr(P.metrics.segmentation, source), res)
     print(f"DeepLab ({source} masks) mIoU on {cfg.split}: {100 * res['miou']:.2f}")

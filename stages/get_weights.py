@@ -1,21 +1,49 @@
-"""Stage get_weights: fetch the ImageNet Conformer checkpoint named by ``model.pretrained`` once,
-so training runs offline. Output ``<paths.pretrained>/`` (``weights.pth`` when a source is set, and
-``source.json`` either way)."""
+"""Stages get_{conformer,deeplab,transcam}_weights: fetch a published checkpoint once, so that the
+training stages run offline. Each writes ``<folder>/weights.pth`` when its source is set (a path, an
+https URL or ``gdrive://<id>``, checked against its md5 when one is given) and ``source.json`` (the
+source and the md5 of what was fetched) either way; the file is loaded once here, so a checkpoint that
+does not fit fails now, naming its keys, not hours later.
+
+    python stages/get_weights.py {conformer,deeplab,transcam}
+
+conformer: ImageNet Conformer (``model.pretrained``), for train_transcam.
+deeplab: DeepLab's ImageNet backbone (``deeplab.pretrained``), for train_deeplab.
+transcam: TransCAM's published classifier (``transcam.released``), which replaces train_transcam's training.
+"""
+from pathlib import Path
+
+from bao.classes import NUM_CLASSES
 from bao.io import atomic_dir, write_json
 from bao.models import create_model
-from bao.models.weights import fetch_weights, load_pretrained
+from bao.models.deeplab import build_deeplab
+from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
 from bao.pipeline import paths
-from bao.stage import main
+from bao.stage import main_with_item
+
+WEIGHTS = ("conformer", "deeplab", "transcam")
 
 
-def run(params):
-    m = params.model
-    with atomic_dir(paths().pretrained) as out:
-        if m.pretrained:
-            path = fetch_weights(m.pretrained, out / "weights.pth", m.pretrained_md5)
-            load_pretrained(create_model(m.arch), path)  # fail here, naming keys, not mid-training
-        write_json(out / "source.json", {"arch": m.arch, "pretrained": m.pretrained})
+def run(params, which):
+    if which == "conformer":
+        source, md5, param = params.model.pretrained, params.model.pretrained_md5, "model.pretrained"
+    elif which == "deeplab":
+        source, md5, param = params.deeplab.pretrained, params.deeplab.pretrained_md5, "deeplab.pretrained"
+    else:
+        source, md5, param = params.transcam.released, params.transcam.released_md5, "transcam.released"
+    with atomic_dir(getattr(paths().pretrained, which)) as out:
+        got = None
+        if source:
+            path = out / "weights.pth"
+            got = fetch_weights(source, path, md5, param)
+            if which == "conformer":
+                load_pretrained(create_model(params.model.arch), path)
+            elif which == "deeplab":
+                build_deeplab(params.deeplab, imagenet=path)
+            else:
+                load_released_transcam(create_model(params.model.arch, num_classes=NUM_CLASSES), path)
+            print(f"{param}: {source} -> {path} (md5 {got})")
+        write_json(Path(out) / "source.json", {param: source, "md5": got})
 
 
 if __name__ == "__main__":
-    main(run, "get_weights")
+    main_with_item(run, "get_weights", WEIGHTS, stage=lambda w: f"get_{w}_weights")

@@ -50,7 +50,7 @@ def make_work(params, out_dir):
 def run(params):
     P = paths()
     ids = VOCDataset(P.data, "train_aug", masks=None).ids
-    map_split(STAGE, P.cams, ids, partial(make_work, params), ".npz", params.base.infer_workers)
+    map_split(STAGE, P.cams, ids, partial(make_work, params), ".npz", params.base.infer_workers, gpu=True)
     res = score_cams(P.cams, P.data, "train", threshold_range(*params.cams.thresholds))
     write_text(P.metrics.transcam_threshold, pd.DataFrame(res.pop("curve")).to_csv(index=False))
     best = res.pop("best")

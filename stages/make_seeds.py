@@ -59,7 +59,8 @@ def make_work(params, out_dir):
 def run(params):
     P = paths()
     ids = VOCDataset(P.data, "train_aug", masks=None).ids
-    per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers)
+    per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers,
+                          gpu=True)
     res = score_labels(P.seeds, P.data, "train")
     write_json(P.metrics.seed, {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")

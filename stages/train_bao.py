@@ -13,6 +13,7 @@ the online model) and ``metrics/bao/<variant>.csv``.
 import copy
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -96,18 +97,23 @@ def run(params, variant: str):
         elif mode == "ema":
             ema_update(target, net, cosine_tau(global_step, total, params.ema.tau))
 
-    def evaluate(rules):
+    c = params.cams
+    full = SimpleNamespace(scales=c.scales, flip=c.flip, keep_aspect=c.keep_aspect)
+    quick = SimpleNamespace(scales=cfg.epoch_eval_scales or c.scales, flip=c.flip, keep_aspect=c.keep_aspect)
+
+    def evaluate(rules, protocol):
         # the target's seed mIoU for every readout from one pass of the network
-        res = seed_mious(target if target is not None else net, P.data, "train", params.cams, rules, rt.device,
-                         rt.amp)
-        return {f"miou_{c}": res[c]["miou"] if c in res else math.nan for c in COMBINES}
+        res = seed_mious(target if target is not None else net, P.data, "train", protocol, rules, rt.device, rt.amp)
+        return {**{f"miou_{r}": res[r]["miou"] if r in res else math.nan for r in COMBINES},
+                "scales": "/".join(map(str, protocol.scales))}
 
     def end_epoch(epoch):
-        return evaluate(COMBINES) if rt.dist.main else {}
+        # Figure 4: a cheaper protocol per epoch (bao.epoch_eval_scales), the full one after the last
+        return evaluate(COMBINES, full if epoch == cfg.epochs else quick) if rt.dist.main else {}
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored
-        return {"epoch": 0, "step": 0, **evaluate(("cam",))} if rt.dist.main else None
+        return {"epoch": 0, "step": 0, **evaluate(("cam",), quick)} if rt.dist.main else None
 
     ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
     loop = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,

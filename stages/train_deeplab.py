@@ -21,7 +21,7 @@ from bao.data import VOCDataset
 from bao.data.transforms import SegCrops
 from bao.io import load_label_png, write_text
 from bao.models.deeplab import build_deeplab, freeze_bn
-from bao.models.weights import save_trained
+from bao.models.weights import save_trained, staged
 from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
 from bao.stage import main_with_item
@@ -38,7 +38,7 @@ def run(params, source):
     ds = VOCDataset(P.data, "train_aug", masks=None)
     masks = Path(P.masks) / source
     crops = SegCrops(ds, lambda i: load_label_png(masks / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
-    net = build_deeplab(d, pretrained=d.pretrained)
+    net = build_deeplab(d, imagenet=staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained"))
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
     backbone = [p for p in net.parameters() if id(p) not in head_ids]

@@ -12,11 +12,10 @@ import torch
 from bao.classes import NUM_CLASSES
 from bao.data import VOCDataset
 from bao.data.transforms import TrainCrops
-from bao.errors import CheckpointError
 from bao.io import write_text
 from bao.method import cls_loss
 from bao.models import create_model
-from bao.models.weights import load_pretrained, save_trained
+from bao.models.weights import load_pretrained, load_released_transcam, save_trained, staged
 from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
 from bao.stage import main
@@ -27,19 +26,24 @@ STAGE = "train_transcam"
 
 def build_model(params):
     model = create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=params.model.drop_path_rate)
-    if params.model.pretrained:
-        weights = Path(paths().pretrained) / "weights.pth"
-        if not weights.exists():  # never a silent random start when weights were asked for
-            raise CheckpointError(f"{weights}: model.pretrained is {params.model.pretrained!r} but its "
-                                  "checkpoint is missing (run the get_weights stage)")
+    weights = staged(paths().pretrained.conformer, params.model.pretrained, "model.pretrained")
+    if weights is not None:
         load_pretrained(model, weights)
     return model
 
 
 def run(params):
     P = paths()
-    rt = Runtime.from_params(params.base)
     cfg = params.transcam
+    released = staged(P.pretrained.transcam, cfg.released, "transcam.released")
+    if released is not None:  # TransCAM's published classifier stands in for this training
+        model = create_model(params.model.arch, num_classes=NUM_CLASSES)
+        load_released_transcam(model, released)
+        save_trained(model, P.transcam)
+        write_text(P.metrics.train_transcam, pd.DataFrame([{"epoch": 0, "loss": float("nan")}]).to_csv(index=False))
+        print(f"train_transcam: the released checkpoint {cfg.released} is the TransCAM model (no training)")
+        return
+    rt = Runtime.from_params(params.base)
     ds = VOCDataset(P.data, "train_aug", masks=None)
     a = cfg.augment
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed)

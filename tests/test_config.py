@@ -55,4 +55,4 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
     compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["+experiment=paper"])
     p = parse_params(yaml.safe_load(out.read_text()))
     assert (p.data.source, p.model.arch, p.ema.tau, p.cams.scales) == ("voc", "conformer_s", 0.9995, [256, 512, 768])
-    assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512 and p.deeplab.backbone == "resnet101"
+    assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512 and p.deeplab.backbone == "resnet101_msra"

@@ -15,7 +15,10 @@ from conftest import ROOT
 READ_ONLY_ELSEWHERE = {
     "prepare_data": {"data.folder", "data.download_dir", "data.voc_urls", "data.voc_md5", "data.sbd_urls",
                      "data.sbd_md5"},  # data.source: folder | voc
-    "get_weights": {"model.pretrained_md5"},  # only with model.pretrained set
+    # only with a checkpoint to fetch and check
+    "get_conformer_weights": {"model.arch"},
+    "get_transcam_weights": {"model.arch"},
+    "get_deeplab_weights": {"deeplab.arch", "deeplab.backbone", "deeplab.output_stride"},
 }
 
 

@@ -2,6 +2,7 @@ import pickle
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,10 +129,68 @@ def test_block_by_block_equals_stacked_attention():
 def test_deeplab_forward_backward(arch):
     from bao.models.deeplab import DeepLab, freeze_bn
 
-    model = DeepLab(arch, "resnet10t", 21, output_stride=8, pretrained=False).train()
+    model = DeepLab(arch, "resnet10t", 21, output_stride=8).train()
     freeze_bn(model)
     out = model(torch.randn(2, 3, 64, 80))
     assert out.shape == (2, 21, 64, 80)
     out.mean().backward()
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert not bn.training and bn.weight.grad is None
+
+
+def kazuto_keys(model) -> dict:
+    """DeepLab-v2's ImageNet checkpoint as kazuto1011/deeplab-pytorch saves it: the MSC wrapper's
+    ``base.`` prefix, an ``aspp`` head of another task, the older ``proj`` shortcut name, no BN counters."""
+    sd = {f"base.{k}".replace(".shortcut.", ".proj."): v.clone() for k, v in model.backbone.state_dict().items()
+          if not k.endswith("num_batches_tracked")}
+    sd["base.aspp.c0.weight"] = torch.zeros(21, 2048, 3, 3)
+    return sd
+
+
+def test_deeplab_imagenet_checkpoint_loads_key_for_key(tmp_path):
+    from bao.models.deeplab import DeepLab, load_imagenet_backbone
+
+    torch.manual_seed(0)
+    src = DeepLab("deeplabv2", "resnet101_msra", 21, 8)
+    torch.save(kazuto_keys(src), tmp_path / "imagenet.pth")
+    dst = DeepLab("deeplabv2", "resnet101_msra", 21, 8)
+    load_imagenet_backbone(dst, tmp_path / "imagenet.pth")
+    for k, v in src.backbone.state_dict().items():
+        assert torch.equal(v, dst.backbone.state_dict()[k]), k
+    bad = kazuto_keys(src)
+    del bad["base.layer5.block3.increase.bn.weight"]
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="layer5.block3.increase.bn.weight"):
+        load_imagenet_backbone(dst, tmp_path / "bad.pth")
+
+
+def test_msra_backbone_shapes_and_caffe_input():
+    """ResNet-101 of DeepLab-v2: 101 layers' worth of parameters, output stride 8, 2048 channels; the
+    input is turned into BGR 0-255 less the Caffe mean."""
+    from bao.cam import to_tensor
+    from bao.models.deeplab import ResNet101MSRA
+
+    net = ResNet101MSRA(8).eval()
+    assert sum(p.numel() for p in net.parameters()) == 42_500_160  # torchvision's resnet101 less its fc
+    img = np.full((32, 32, 3), (10, 20, 30), np.uint8)
+    seen = {}
+    net.layer1.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
+    with torch.no_grad():
+        (f,) = net(to_tensor(img)[None])
+    assert f.shape == (1, 2048, 5, 5)  # ceil-mode pooling, as Caffe: 32 -> 16 -> 9 -> 5 (321 -> 41)
+    expected = torch.tensor([30 - 104.008, 20 - 116.669, 10 - 122.675])
+    assert torch.allclose(seen["x"][0, :, 0, 0], expected, atol=1e-3)
+
+
+def test_released_transcam_checkpoint_loads_key_for_key(tmp_path):
+    """TransCAM's published Net_sm, heads included (its key list matches conformer_s: test above), as
+    DataParallel saved it under ``model``; another architecture is refused naming the keys."""
+    from bao.models.weights import load_released_transcam
+
+    src = create_model("conformer_mini", num_classes=21)
+    torch.save({"model": {f"module.{k}": v for k, v in src.state_dict().items()}}, tmp_path / "t.pth")
+    dst = create_model("conformer_mini", num_classes=21)
+    load_released_transcam(dst, tmp_path / "t.pth")
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_released_transcam(create_model("conformer_ti", num_classes=21), tmp_path / "t.pth")

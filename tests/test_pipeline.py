@@ -49,22 +49,29 @@ def sh(cmd, cwd, **env_extra):
     return r.stdout
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("clone") / "bao"
+def copy_project(dst):
+    """The project's files (as git sees them, no metrics or data) in ``dst``, as a fresh git repository."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
         if (ROOT / f).is_file() and not f.startswith(("metrics/", "data/")):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dst / f)
+    (dst / "metrics").mkdir(exist_ok=True)
+    sh("git init -q && git add -A && git commit -qm init", dst)
+    return dst
+
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    dst = copy_project(tmp_path_factory.mktemp("clone") / "bao")
     params = merge(yaml.safe_load((dst / "params.yaml").read_text()), TINY)
     params["report"]["figure2_ids"] = ["mini_00009"]
     params["report"]["figure3_ids"] = ["mini_00001"]
     for f in ("params.yaml", "conf/config.yaml"):  # dvc exp run composes params.yaml from conf/ (Hydra)
         (dst / f).write_text(yaml.safe_dump(params, sort_keys=False))
-    (dst / "metrics").mkdir(exist_ok=True)
-    sh("git init -q && git add -A && git commit -qm init", dst)
+    sh("git add -A && git commit -qm tiny", dst)
     return dst
 
 

@@ -55,5 +55,5 @@ def test_missing_pretrained_checkpoint_is_an_error(tmp_path):
     p = base_params()
     p["model"]["pretrained"] = "weights/conformer.pth"
     r = run_stage(tmp_path, "train_transcam", p)
-    assert r.returncode == 2 and "models/pretrained/weights.pth" in r.stderr and "get_weights" in r.stderr
+    assert r.returncode == 2 and "models/pretrained/conformer/weights.pth" in r.stderr and "get_*_weights" in r.stderr
     assert not (tmp_path / "models" / "transcam").exists()

@@ -29,6 +29,18 @@ def load_trained(model: nn.Module, folder: str | Path, device) -> nn.Module:
     return model.to(device).eval()
 
 
+def staged(folder: str | Path, source: str | None, param: str) -> Path | None:
+    """The checkpoint a get_*_weights stage put in ``folder`` for ``param`` (None when unset). A set
+    parameter whose file is missing is an error, never a silent random start."""
+    if not source:
+        return None
+    path = Path(folder) / "weights.pth"
+    if not path.exists():
+        raise CheckpointError(f"{path}: {param} is {source!r} but its checkpoint is missing "
+                              "(run the get_*_weights stages, or put the file there by hand)")
+    return path
+
+
 def safe_load(path: str | Path, map_location="cpu"):
     """``torch.load(weights_only=True)``: a checkpoint carrying pickled objects is refused."""
     path = Path(path)
@@ -43,8 +55,9 @@ def safe_load(path: str | Path, map_location="cpu"):
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
 
 
-def fetch_weights(source: str, dest: str | Path, md5: str | None = None) -> Path:
-    """Copy or download ``source`` (path, http(s) URL, or ``gdrive://<id>``) to ``dest``."""
+def fetch_weights(source: str, dest: str | Path, md5: str | None = None, param: str = "model.pretrained") -> str:
+    """Copy or download ``source`` (path, http(s) URL, or ``gdrive://<id>``) to ``dest``, checked
+    against ``md5`` when given; returns the file's md5 (recorded by the stage, to pin it)."""
     import shutil
 
     import gdown
@@ -62,31 +75,38 @@ def fetch_weights(source: str, dest: str | Path, md5: str | None = None) -> Path
             raise CheckpointError(f"{source}: download failed")
     else:
         if not Path(source).exists():
-            raise CheckpointError(f"model.pretrained: {source}: file not found")
+            raise CheckpointError(f"{param}: {source}: file not found")
         shutil.copyfile(source, tmp)
-    if md5:
-        from bao.io import md5sum
+    from bao.io import md5sum
 
-        if md5sum(tmp) != md5:
-            tmp.unlink()
-            raise CheckpointError(f"{source}: md5 mismatch (model.pretrained_md5 = {md5})")
+    got_md5 = md5sum(tmp)
+    if md5 and got_md5 != md5:
+        tmp.unlink()
+        raise CheckpointError(f"{source}: md5 {got_md5} does not match {param}_md5 = {md5}")
     tmp.replace(dest)
-    return dest
+    return got_md5
 
 
-def load_pretrained(model: nn.Module, path: str | Path) -> None:
-    """Load an official ImageNet Conformer checkpoint into ``model``; heads are re-initialised.
-
-    Every backbone key must be present with the right shape, and no unexpected key may remain.
-    """
-    sd = safe_load(path)
-    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
-        sd = sd["model"]
+def unwrap_state_dict(sd, path) -> dict:
+    """The state_dict inside a checkpoint (``model``/``state_dict`` entries; ``module.``/``base.``
+    prefixes of DataParallel and DeepLab's multi-scale wrapper removed)."""
+    for k in ("model", "state_dict"):
+        if isinstance(sd, dict) and isinstance(sd.get(k), dict):
+            sd = sd[k]
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: expected a state_dict, got {type(sd).__name__}")
-    sd = {k.removeprefix("module."): v for k, v in sd.items() if not k.removeprefix("module.").startswith(HEADS)}
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(HEADS)}
-    missing = sorted(set(own) - set(sd))
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "base."):
+            k = k.removeprefix(prefix)
+        out[k] = v
+    return out
+
+
+def check_keys(own: dict, sd: dict, path, what: str) -> None:
+    """Every key of ``own`` present in ``sd`` with its shape, and nothing else; else an error naming them."""
+    # files from older PyTorch versions carry no BatchNorm batch counters; they change nothing
+    missing = sorted(k for k in set(own) - set(sd) if not k.endswith("num_batches_tracked"))
     unexpected = sorted(set(sd) - set(own))
     wrong = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
     if missing or unexpected or wrong:
@@ -98,7 +118,24 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
         if wrong:
             parts.append("shape mismatches " + ", ".join(
                 f"{k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:10]))
-        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(parts))
+        raise CheckpointError(f"{path}: does not fit {what}: " + "; ".join(parts))
+
+
+def load_released_transcam(model: nn.Module, path: str | Path) -> None:
+    """TransCAM's published classifier (its Net_sm, heads included) into ``model``, key for key."""
+    sd = unwrap_state_dict(safe_load(path), path)
+    check_keys(model.state_dict(), sd, path, type(model).__name__)
+    model.load_state_dict(sd)
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> None:
+    """Load an official ImageNet Conformer checkpoint into ``model``; heads are re-initialised.
+
+    Every backbone key must be present with the right shape, and no unexpected key may remain.
+    """
+    sd = {k: v for k, v in unwrap_state_dict(safe_load(path), path).items() if not k.startswith(HEADS)}
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(HEADS)}
+    check_keys(own, sd, path, type(model).__name__)
     model.load_state_dict(sd, strict=False)
     if hasattr(model, "reset_heads"):
         model.reset_heads()

@@ -1,0 +1,104 @@
+"""The device contract, checked on a CPU: what leaves model code for numpy/PIL/CRF/metrics goes through
+``bao.cam.host``, and bf16 autocast does not reach the refinement or the normalisations.
+
+A ``DeviceTensor`` stands for a tensor on a GPU: operations keep it a DeviceTensor, ``.numpy()`` on it
+fails as a CUDA tensor's would, and only ``.cpu()`` brings it back to a plain tensor."""
+import numpy as np
+import pytest
+import torch
+
+from bao.cam import host, multi_scale, refine, transcam_fn
+from bao.models import create_model
+
+
+class DeviceTensor(torch.Tensor):
+    def numpy(self, *a, **k):
+        raise TypeError("can't convert a device tensor to numpy (call .cpu() first)")
+
+    def __array__(self, *a, **k):
+        raise TypeError("can't convert a device tensor to numpy (call .cpu() first)")
+
+    def cpu(self, *a, **k):
+        return torch.Tensor.cpu(self.as_subclass(torch.Tensor), *a, **k)
+
+
+class OnDevice(torch.nn.Module):
+    """Wraps a model so every tensor it returns is a DeviceTensor."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *a, **k):
+        out = self.model(*a, **k)
+        return {key: v.as_subclass(DeviceTensor) for key, v in out.items()}
+
+
+def test_device_tensor_stands_for_a_gpu_tensor():
+    t = torch.ones(2).as_subclass(DeviceTensor)
+    with pytest.raises(TypeError):
+        (t * 2).numpy()
+    assert type(host(t * 2)) is torch.Tensor and host(t).numpy().tolist() == [1.0, 1.0]
+
+
+def test_cam_inference_returns_cpu_tensors():
+    torch.manual_seed(0)
+    model = OnDevice(create_model("conformer_mini").eval())
+    label = torch.zeros(20)
+    label[[3, 7]] = 1
+    img = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    import contextlib
+
+    cams = multi_scale(transcam_fn(model, label, contextlib.nullcontext), img, [32, 48], True, False, "cpu")
+    assert type(cams) is torch.Tensor and cams.dtype == torch.float32 and cams.shape == (20, 40, 56)
+    cams.numpy()  # what the stages do next
+
+
+def test_seed_maps_return_cpu_tensors(params):
+    import contextlib
+
+    from bao.method import BAONet, combine_seed_scores
+    from bao.seeds import seed_maps
+
+    torch.manual_seed(0)
+    net = OnDevice(BAONet(create_model("conformer_mini")).eval())
+    label = np.zeros(20, np.float32)
+    label[4] = 1
+    img = np.random.default_rng(1).integers(0, 255, (48, 40, 3), dtype=np.uint8)
+    am, cam = seed_maps(net, img, label, params.cams, "cpu", contextlib.nullcontext)
+    assert type(am) is torch.Tensor and type(cam) is torch.Tensor
+    combine_seed_scores(am, cam, torch.from_numpy(label), "am_bg").argmax(0).numpy()
+
+
+def test_deeplab_prediction_reaches_numpy_through_host(params):
+    import contextlib
+    import sys
+
+    sys.path.insert(0, "stages")
+    from bao.models.deeplab import DeepLab
+
+    class DeepLabOnDevice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = DeepLab("deeplabv2", "resnet10t", 21, 8).eval()
+
+        def forward(self, x):
+            return self.m(x).as_subclass(DeviceTensor)
+
+    from evaluate import predict
+
+    img = np.random.default_rng(2).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    cfg = params.evaluate
+    pred = predict(DeepLabOnDevice(), img, cfg, "cpu", contextlib.nullcontext)
+    assert pred.shape == (40, 48) and pred.dtype == np.uint8
+
+
+def test_refinement_stays_fp32_under_bf16_autocast():
+    cam = torch.randn(1, 3, 4, 5, dtype=torch.bfloat16)
+    attn = torch.rand(1, 20, 20)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = refine(cam, attn)
+        assert torch.bmm(cam.float().flatten(2), attn).dtype == torch.bfloat16  # what autocast would do
+    assert out.dtype == torch.float32
+    exact = torch.bmm(cam.float().flatten(2), attn.transpose(1, 2)).reshape(1, 3, 4, 5)
+    assert torch.allclose(out, exact, atol=1e-5)

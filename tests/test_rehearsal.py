@@ -1,0 +1,34 @@
+"""The paper setting rehearsed on the CPU: `dvc exp run -S +experiment=paper -S +rehearsal=cpu` on a
+small VOC-sized folder, offline, from random weights, through to Table 1 (README "Paper setting").
+Several minutes: `pytest -m "not rehearsal"` skips it."""
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from test_pipeline import copy_project, sh
+
+
+@pytest.mark.rehearsal
+def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
+    data = tmp_path_factory.mktemp("voc")
+    subprocess.run([sys.executable, "scripts/other_voc.py", str(data), "--train", "2", "--val", "1", "--test", "1",
+                    "--aug", "0", "--min-side", "320", "--max-side", "500"], check=True, capture_output=True,
+                   cwd=ROOT)
+    project = copy_project(tmp_path_factory.mktemp("clone") / "bao")
+    sh(f"{sys.executable} -m dvc exp run -S +experiment=paper -S +rehearsal=cpu "
+       f"-S data.folder={data / 'VOCdevkit'}", project)
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    # the paper's sizes, untouched
+    assert (p["model"]["arch"], p["transcam"]["augment"]["crop_size"], p["cams"]["scales"]) == (
+        "conformer_s", 512, [256, 512, 768])
+    assert (p["deeplab"]["backbone"], p["deeplab"]["crop_size"], p["masks"]["crf"]["bilateral_sxy"]) == (
+        "resnet101_msra", 321, 50)
+    m = project / "metrics"
+    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "segmentation", "transcam_segmentation"):
+        assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
+    assert "| BAO | CRF |" in (m / "table1.md").read_text()
+    assert "Dataset: folder" in (m / "table1.md").read_text()

@@ -9,6 +9,8 @@ reach numpy, PIL, the CRF and the metrics only through them.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,13 @@ def host(t: torch.Tensor) -> torch.Tensor:
     return t.detach().float().cpu()
 
 
+def _no_autocast(device_type: str):
+    """Autocast off on a device that has it (meta tensors, used to count FLOPs, have none)."""
+    if device_type in ("cuda", "cpu"):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
     """eq. 5 (docs/method.md §2): M* = A* · M, i.e. refined[c, i] = sum_j A*[i, j] M[c, j] (rows of A* are queries).
 
@@ -32,7 +41,7 @@ def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torc
     """
     b, k, h, w = cam.shape
     m = cam.float().flatten(2)
-    with torch.autocast(cam.device.type, enabled=False):  # fp32 even inside a bf16 autocast region
+    with _no_autocast(cam.device.type):  # fp32 even inside a bf16 autocast region
         out = torch.bmm(m, attn.float().transpose(1, 2))
     if identity:
         out = out + identity * m

@@ -56,3 +56,34 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
     p = parse_params(yaml.safe_load(out.read_text()))
     assert (p.data.source, p.model.arch, p.ema.tau, p.cams.scales) == ("voc", "conformer_s", 0.9995, [256, 512, 768])
     assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512 and p.deeplab.backbone == "resnet101_msra"
+
+
+# what a rehearsal may change in the paper setting: counts (epochs, iterations, batch sizes, logging),
+# the data source (a small folder) and the weights (random or local, offline); never a size
+REHEARSAL_MAY_CHANGE = {"base.num_workers", "data.source", "model.pretrained", "deeplab.pretrained",
+                        "transcam.epochs", "transcam.batch_size", "bao.epochs", "bao.batch_size",
+                        "deeplab.batch_size", "deeplab.iterations", "deeplab.log_every"}
+
+
+@pytest.mark.parametrize("rehearsal", ["cpu", "gpu"])
+def test_rehearsal_cuts_counts_only(rehearsal, tmp_path):
+    import sys
+
+    from dvc.utils.hydra import compose_and_dump
+
+    from bao.pipeline import leaves, lookup
+
+    def composed(*overrides):
+        out = tmp_path / "params.yaml"
+        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), list(overrides))
+        return yaml.safe_load(out.read_text())
+
+    paper = composed("+experiment=paper")
+    rehearsed = composed("+experiment=paper", f"+rehearsal={rehearsal}")
+    parse_params({**rehearsed, "data": {**rehearsed["data"], "folder": "/some/VOCdevkit"}})
+    changed = {k for k in leaves(paper) if lookup(paper, k) != lookup(rehearsed, k)}
+    assert changed and changed <= REHEARSAL_MAY_CHANGE, changed - REHEARSAL_MAY_CHANGE
+    sys.path.insert(0, str(ROOT / "bench"))
+    from rehearse import compose  # the GPU box composes without Hydra: the same result
+
+    assert compose(rehearsal) == rehearsed and compose(None) == paper

@@ -80,7 +80,7 @@ def load_raw_params(path: Path = PARAMS_YAML) -> dict:
 
 
 def stage_names(raw_params: dict | None = None) -> list[str]:
-    """Every stage of dvc.yaml, foreach groups expanded (``train_bao@share``)."""
+    """Every stage of dvc.yaml, foreach groups expanded (``train_deeplab@bao``)."""
     raw = load_raw_params() if raw_params is None else raw_params
     ctx = {**raw, **_vars()}
     names = []
@@ -139,10 +139,10 @@ def declared_params(stage: str, raw_params: dict | None = None) -> list[str]:
 def tree_md5(path: str | Path) -> str:
     """md5 over a file, or over a folder's relative file names and contents (sorted)."""
     path = Path(path)
-    h = hashlib.md5()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     if not path.exists():
         raise ParamsError(f"{path}: a declared dependency of this stage is missing")
+    h = hashlib.md5()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
         h.update(f.relative_to(path).as_posix().encode() if f != path else b"")
         md5sum(f, h=h)

@@ -11,7 +11,7 @@ from bao.errors import KNOWN
 
 
 def main(run, stage: str, params_path: str = "params.yaml") -> None:
-    """Run ``run(params)`` as the dvc.yaml stage ``stage`` (``train_bao@share``)."""
+    """Run ``run(params)`` as the dvc.yaml stage ``stage`` (``train_bao_share``, ``train_deeplab@bao``)."""
     t0 = time.time()
     try:
         params = load_params(params_path)

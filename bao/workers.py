@@ -68,19 +68,22 @@ def run_split(make_work: Callable[[], Callable[[str], object]], ids: list[str], 
     results = {}
     if not todo:
         return results
+    t0 = time.perf_counter()
     if workers <= 1 or len(todo) < 2:
         work = make_work()
         for image_id in tqdm(todo, desc=desc, leave=False):
             r = work(image_id)
             if r is not None:
                 results[image_id] = r
-        return results
-    workers = min(workers, len(todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    shards = [todo[i::workers] for i in range(workers)]
-    with mp.get_context("spawn").Pool(workers) as pool:
-        for part in pool.imap_unordered(_worker, [(make_work, s, threads, i) for i, s in enumerate(shards)]):
-            results.update(part)
+    else:
+        workers = min(workers, len(todo))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        shards = [todo[i::workers] for i in range(workers)]
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for part in pool.imap_unordered(_worker, [(make_work, s, threads, i) for i, s in enumerate(shards)]):
+                results.update(part)
+    # read by bench/rehearse.py to estimate the paper run's hours
+    print(f"[timing] {desc}: images={len(todo)} seconds={time.perf_counter() - t0:.3f}")
     return results
 
 
@@ -90,9 +93,4 @@ def map_split(stage: str, out: str | Path, ids: list[str], make_work: Callable[[
     stage's resume key); returns the per-id results of ``run_split`` (ids done by an interrupted
     run that this one resumed are not in it)."""
     with atomic_dir(out, resume_key=resume_key(stage)) as tmp:
-        t0 = time.perf_counter()
-        todo = len(_todo(ids, tmp, suffix))
-        results = run_split(partial(make_work, tmp), ids, tmp, suffix, resolve_workers(workers, gpu), desc=stage)
-        if todo:  # read by bench/rehearse.py to estimate the paper run's hours
-            print(f"[timing] {stage}: images={todo} seconds={time.perf_counter() - t0:.3f}")
-        return results
+        return run_split(partial(make_work, tmp), ids, tmp, suffix, resolve_workers(workers, gpu), desc=stage)

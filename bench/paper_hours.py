@@ -6,7 +6,6 @@ divided by the cores of the target machine. `bash bench/gpu.sh` measures instead
     python bench/paper_hours.py [--tflops 250 100] [--cores 16] [--json out]
 """
 import argparse
-import contextlib
 import json
 import sys
 import time

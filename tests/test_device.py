@@ -3,12 +3,15 @@
 
 A ``DeviceTensor`` stands for a tensor on a GPU: operations keep it a DeviceTensor, ``.numpy()`` on it
 fails as a CUDA tensor's would, and only ``.cpu()`` brings it back to a plain tensor."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
 from bao.cam import host, multi_scale, refine, transcam_fn
 from bao.models import create_model
+from conftest import ROOT
 
 
 class DeviceTensor(torch.Tensor):
@@ -47,16 +50,12 @@ def test_cam_inference_returns_cpu_tensors():
     label = torch.zeros(20)
     label[[3, 7]] = 1
     img = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
-    import contextlib
-
     cams = multi_scale(transcam_fn(model, label, contextlib.nullcontext), img, [32, 48], True, False, "cpu")
     assert type(cams) is torch.Tensor and cams.dtype == torch.float32 and cams.shape == (20, 40, 56)
     cams.numpy()  # what the stages do next
 
 
 def test_seed_maps_return_cpu_tensors(params):
-    import contextlib
-
     from bao.method import BAONet, combine_seed_scores
     from bao.seeds import seed_maps
 
@@ -71,10 +70,9 @@ def test_seed_maps_return_cpu_tensors(params):
 
 
 def test_deeplab_prediction_reaches_numpy_through_host(params):
-    import contextlib
     import sys
 
-    sys.path.insert(0, "stages")
+    sys.path.insert(0, str(ROOT / "stages"))
     from bao.models.deeplab import DeepLab
 
     class DeepLabOnDevice(torch.nn.Module):

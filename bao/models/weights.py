@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from bao.errors import CheckpointError
+from bao.io import atomic_file, md5sum
 
 HEADS = ("conv_cls_head.", "trans_cls_head.")
 
@@ -17,8 +18,6 @@ MODEL_FILE = "model.pt"  # what a training stage saves in its output folder
 
 def save_trained(model: nn.Module, folder: str | Path) -> None:
     """The state_dict of a trained model as ``<folder>/model.pt``, atomically."""
-    from bao.io import atomic_file
-
     with atomic_file(Path(folder) / MODEL_FILE) as f:
         torch.save(model.state_dict(), f)
 
@@ -77,8 +76,6 @@ def fetch_weights(source: str, dest: str | Path, md5: str | None = None, param: 
         if not Path(source).exists():
             raise CheckpointError(f"{param}: {source}: file not found")
         shutil.copyfile(source, tmp)
-    from bao.io import md5sum
-
     got_md5 = md5sum(tmp)
     if md5 and got_md5 != md5:
         tmp.unlink()

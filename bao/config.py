@@ -128,6 +128,45 @@ class Model(Section):
 
 
 @dataclass
+class Pretrain(Section):
+    """The mini setting's ImageNet stand-in (stage pretrain, bao/data/shapes.py)."""
+    seed: int
+    arch: str
+    image_size: int
+    images_per_epoch: int
+    val_images: int
+    epochs: int
+    warmup_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    label_smoothing: float
+    token_loss: float  # weight of token labelling (0: image classification alone)
+    attention_loss: float  # weight of the attention-grouping loss (0: none)
+    drop_path_rate: float
+    num_workers: int
+    checkpoint_every: int
+
+    def check(self, p):
+        from bao.models import list_models
+
+        if self.arch not in list_models():
+            raise ParamsError(f"{p}.arch: unknown model {self.arch!r}; known: {list_models()}")
+        _positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
+        _positive(f"{p}.token_loss", self.token_loss, allow_zero=True)
+        _positive(f"{p}.attention_loss", self.attention_loss, allow_zero=True)
+        for k in ("image_size", "images_per_epoch", "val_images", "epochs", "batch_size", "lr", "checkpoint_every"):
+            _positive(f"{p}.{k}", getattr(self, k))
+        if self.image_size % 16:
+            raise ParamsError(f"{p}.image_size: must be a multiple of 16 (token stride), got {self.image_size}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ParamsError(f"{p}.warmup_epochs: must be in [0, epochs), got {self.warmup_epochs}")
+        _positive(f"{p}.weight_decay", self.weight_decay, allow_zero=True)
+        if not 0 <= self.label_smoothing < 1:
+            raise ParamsError(f"{p}.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+
+
+@dataclass
 class Augment(Section):
     resize_long: list[int]  # RandomResizeLong(lo, hi), TransCAM train_TransCAM.py
     crop_size: int
@@ -309,6 +348,7 @@ class Report(Section):
 class Params(Section):
     base: Base
     data: Data
+    pretrain: Pretrain
     model: Model
     transcam: TransCAM
     cams: Cams

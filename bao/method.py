@@ -10,18 +10,23 @@ import torch.nn.functional as F
 from bao.cam import max_norm, minmax_norm, refine
 from bao.classes import IGNORE, NUM_CLASSES
 from bao.models import create_model
-from bao.models.conformer import _init_weights
+from bao.models.deeplab import ASPPv2
 
 # Figure 4's curves: the three target updates of §3.4 and the TransCAM+AMN baseline (fixed labels)
 VARIANTS = ("amn", "share", "ema", "share+ema")
+AMN_ASPP_RATES = (6, 12, 18, 24)  # AMN's classifier: _ASPP(2048, 21, rates=[6, 12, 18, 24])
 
 
 class BAONet(nn.Module):
-    """Conformer + TransCAM heads + AMN-style label-conditioned activation-map head (docs/method.md §3.2).
+    """Conformer + TransCAM heads + AMN's label-conditioned activation-map branch (docs/method.md §3.2).
 
-    The multi-hot label is embedded by a linear layer to the CNN feature's C channels and multiplied
-    in channel-wise (AMN net/resnet50_amn.py: ``x * label_enc(y)``); a 3x3 conv maps it to S = 21
-    channels, background included; the map is refined by the network's own attention (eq. 5).
+    As AMN builds it (net/resnet50_amn.py): the multi-hot label is embedded by ``nn.Linear(20, C)``
+    (PyTorch's default initialisation) and multiplied channel-wise into the CNN feature
+    (``x * label_enc(y)``); the classifier is ``Dropout(0.1)`` then DeepLab-v2's ASPP (four 3x3 convs,
+    dilations 6/12/18/24, biased, summed, weights N(0, 0.01)) to S = 21 channels, background included.
+    BAO then refines the map by the network's own attention (eq. 5). Differences from AMN, each a
+    decision of docs/method.md §3.2: eval mode turns the dropout off at inference (AMN's overridden
+    ``train()`` leaves it on); the learning rate of these layers is ``bao.head_lr_mult`` x ``bao.lr``.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int = NUM_CLASSES, refine_am: bool = True,
@@ -32,10 +37,11 @@ class BAONet(nn.Module):
         self.attn_identity = attn_identity  # cams.attn_identity, used wherever this net refines a map
         c = backbone.out_channels
         self.label_enc = nn.Linear(num_classes - 1, c)
-        self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
-        for m in (self.label_enc, self.am_head):
-            _init_weights(m)
-        nn.init.normal_(self.am_head.weight, 0, 0.01)  # AMN initialises its classifier with N(0, 0.01)
+        self.am_head = nn.Sequential(nn.Dropout(0.1), ASPPv2(c, num_classes, rates=AMN_ASPP_RATES))
+
+    def new_parameters(self) -> list:
+        """AMN's "newly added" layers: the label encoder and the AM classifier."""
+        return list(self.label_enc.parameters()) + list(self.am_head.parameters())
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> dict:
         out = self.backbone(x, need_attn=True)

@@ -24,12 +24,15 @@ class Runtime:
     seed: int
 
     @classmethod
-    def from_params(cls, base) -> "Runtime":
+    def from_params(cls, base, seed: int | None = None, num_workers: int | None = None) -> "Runtime":
+        """From the ``base`` section; ``seed`` and ``num_workers`` replace base's (not read then)."""
+        seed = base.seed if seed is None else seed
+        num_workers = base.num_workers if num_workers is None else num_workers
         device = select_device(base.device)
         d = Dist.init(device)
-        seed_everything(base.seed)
+        seed_everything(seed)
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        return cls(device, d, amp_context(device, base.amp), base.num_workers, base.seed)
+        return cls(device, d, amp_context(device, base.amp), num_workers, seed)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)

@@ -10,6 +10,13 @@ With counts and sizes, the small VOC-sized folder of the paper-setting rehearsal
 A mini-VOC draw with another seed and sizes, shaped as others ship VOC-format data: VOCdevkit/VOC2012,
 VOC-style ids the project's params do not name, no train_aug list or labels file, and every third
 ground-truth mask saved as an RGB image in the VOC colour map.
+
+``--body-tint``, ``--typical-p`` and ``--hue-shift`` change the generator itself (how much of a body is
+its class's tint, how often a class sits on its typical background, and the class hues), for data the
+recipes were not fitted to:
+
+    python scripts/other_voc.py /tmp/shifted --seed 11 --body-tint 0.45 --typical-p 0.5 --hue-shift 0.025 \
+        --min-side 128 --max-side 200
 """
 import argparse
 import re
@@ -28,7 +35,21 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     for name, default in (("train", 64), ("val", 32), ("test", 0), ("aug", 96), ("min-side", 120), ("max-side", 184)):
         ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--body-tint", type=float, default=minivoc.BODY_TINT)
+    ap.add_argument("--typical-p", type=float, default=minivoc.TYPICAL_P)
+    ap.add_argument("--hue-shift", type=float, default=0.0, help="added to every class hue (fraction of the circle)")
     args = ap.parse_args()
+    minivoc.BODY_TINT, minivoc.TYPICAL_P = args.body_tint, args.typical_p
+    if args.hue_shift:
+        colours = minivoc._class_colours
+
+        def shifted(rng):
+            out = colours(rng)
+            for c in range(1, minivoc.NUM_CLASSES):
+                out[c, 0] = 255 * minivoc._hsv(((c - 1) / 20 + args.hue_shift) % 1.0, 0.95, 0.95)
+            return out
+
+        minivoc._class_colours = shifted
     root = args.out / "VOCdevkit" / "VOC2012"
     if root.exists():
         raise SystemExit(f"{root}: exists; choose another folder")

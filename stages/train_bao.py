@@ -60,9 +60,10 @@ def run(params, variant: str):
         target = copy.deepcopy(online).to(rt.device).eval().requires_grad_(False)
     model = rt.wrap(online)
     net = unwrap(model)
-    new = list(net.label_enc.parameters()) + list(net.am_head.parameters())
+    # TransCAM's optimiser (the paper keeps TransCAM's hyper-parameters); AMN's new layers may get a
+    # multiple of the lr (bao.head_lr_mult; AMN: 1e-4 vs 5e-6, x20)
     opt = torch.optim.AdamW([{"params": list(net.backbone.parameters()), "lr": cfg.lr},
-                             {"params": new, "lr": cfg.lr * cfg.head_lr_mult}],
+                             {"params": net.new_parameters(), "lr": cfg.lr * cfg.head_lr_mult}],
                             lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
     total = len(ds) // cfg.batch_size * cfg.epochs
 

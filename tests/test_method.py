@@ -124,3 +124,28 @@ def test_refine_with_identity():
     attn = torch.rand(1, 4, 4)
     ref = torch.einsum("nij,ncj->nci", attn + 2.5 * torch.eye(4), cam.flatten(2)).reshape(1, 3, 2, 2)
     assert torch.allclose(refine(cam, attn, identity=2.5), ref, atol=1e-5)
+
+
+def test_am_branch_is_amns():
+    """AMN's net/resnet50_amn.py: Linear(20, C) label encoder, multiplied in; Dropout(0.1) + ASPP
+    (rates 6/12/18/24, N(0, 0.01)) to 21 channels; the new layers are the label encoder and classifier."""
+    import torch.nn as nn
+
+    from bao.method import BAONet
+    from bao.models import create_model
+    from bao.models.deeplab import ASPPv2
+
+    net = BAONet(create_model("conformer_mini", num_classes=21))
+    drop, aspp = net.am_head
+    assert isinstance(drop, nn.Dropout) and drop.p == 0.1 and isinstance(aspp, ASPPv2)
+    assert [b.dilation[0] for b in aspp.branches] == [6, 12, 18, 24]
+    assert all(b.out_channels == 21 and b.bias is not None for b in aspp.branches)
+    assert net.label_enc.in_features == 20 and net.label_enc.out_features == net.backbone.out_channels
+    ids = {id(p) for p in net.new_parameters()}
+    assert ids == {id(p) for m in (net.label_enc, net.am_head) for p in m.parameters()}
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([[1.0] + [0] * 19, [0] * 19 + [1.0]])
+    net.eval()
+    out = net(x, y)
+    assert out["am"].shape == (2, 21, 4, 4)
+    # the label conditions the map: another label, another map
+    assert not torch.allclose(out["am_raw"], net(x, y.flip(0))["am_raw"])

@@ -236,15 +236,18 @@ class Conformer(nn.Module):
 
     def forward(self, x, need_attn: bool = False) -> dict:
         """Returns ``feat`` (B,C,h,w), ``cam`` (B,K,h,w: 3x3 conv head, before GAP), ``logits_conv``
-        (GAP of cam), ``logits_trans`` (class token), and with ``need_attn`` ``attn`` (B,N,N: eq. 4's
+        (GAP of cam), ``logits_trans`` (class token), ``patch_tokens`` (B,N,D: the normalised patch
+        tokens, for token labelling in stage pretrain), and with ``need_attn`` ``attn`` (B,N,N: eq. 4's
         A*, attention summed over blocks, mean over heads, class token removed)."""
         feat, x_t, acc = self.forward_features(x, need_attn)
         cam = self.conv_cls_head(feat)
+        tokens = self.trans_norm(x_t)
         out = {
             "feat": feat,
             "cam": cam,
             "logits_conv": cam.mean(dim=(2, 3)),
-            "logits_trans": self.trans_cls_head(self.trans_norm(x_t)[:, 0]),
+            "logits_trans": self.trans_cls_head(tokens[:, 0]),
+            "patch_tokens": tokens[:, 1:],
         }
         if acc is not None:
             out["attn"] = acc[:, 1:, 1:]  # eq. 4: drop the class-token row and column

@@ -1,0 +1,37 @@
+"""scripts/seed_variance.py on a hand-made `dvc exp show --json`."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def record(name, seed, t, b, ts, other=0.9):
+    files = {"metrics/transcam_seed.json": t[0], "metrics/seed.json": b[0], "metrics/transcam_mask.json": t[1],
+             "metrics/mask.json": b[1], "metrics/transcam_segmentation.json": t[2], "metrics/segmentation.json": b[2]}
+    return {"rev": name, "name": name, "data": {
+        "timestamp": ts, "params": {"params.yaml": {"data": {"base": {"seed": seed}, "ema": {"tau": other}}}},
+        "metrics": {f: {"data": {"miou": v}} for f, v in files.items()}}}
+
+
+def test_mean_sd_and_paired_lead(tmp_path):
+    base = record("abc1234", 0, (0.40, 0.50, 0.30), (0.43, 0.52, 0.31), "2026-01-01T00:00:00")
+    exps = [record(f"e{s}", s, (0.40 + s / 100, 0.5, 0.3), (0.43 + s / 100, 0.5 + (s % 2) / 50, 0.29),
+                   f"2026-01-0{s + 1}T00:00:00") for s in range(1, 5)]
+    exps.append(record("other", 7, (0.1, 0.1, 0.1), (0.9, 0.9, 0.9), "2026-01-09T00:00:00", other=0.5))  # tau differs
+    show = [{"rev": "workspace", "data": {}}, {**base, "experiments": [{"revs": [e]} for e in exps]}]
+    (tmp_path / "show.json").write_text(json.dumps(show))
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_variance.py"), "--show", str(tmp_path / "show.json"),
+                        "--json", str(tmp_path / "v.json"), "--md", str(tmp_path / "v.md")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "v.json").read_text())
+    assert s["seeds"] == [0, 1, 2, 3, 4]  # the tau experiment is not a seed of this setting
+    seed = s["rows"]["seed"]
+    assert abs(seed["lead_mean"] - 3.0) < 1e-9 and seed["lead_sd"] < 1e-9 and seed["lead_exceeds_spread"]
+    assert abs(seed["transcam_mean"] - 42.0) < 1e-9 and abs(seed["transcam_sd"] - 1.5811388) < 1e-6
+    mask = s["rows"]["mask"]  # leads 2, 0, 2, 0, 2 (seed 0: 0.52 - 0.50)
+    assert abs(mask["lead_mean"] - 1.2) < 1e-9 and mask["bao_ahead_in"] == 3
+    val = s["rows"]["val"]  # behind at every seed (0.31 vs 0.30 at seed 0 only)
+    assert val["bao_ahead_in"] == 1 and abs(val["lead_mean"] - (1 - 4) / 5) < 1e-9
+    assert "| Seed" in (tmp_path / "v.md").read_text()

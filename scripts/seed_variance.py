@@ -5,8 +5,10 @@ the DVC experiments that ran them (README "Variance over seeds").
     dvc queue start -j 1                              # then wait: dvc queue status
     python scripts/seed_variance.py                   # -> metrics/seed_variance.{json,md}
 
-Every experiment of the workspace's commit whose params differ from the commit's only in
-``base.seed`` is used (one per seed; the newest when a seed ran twice). On mini-VOC ``base.seed`` also
+The newest of the last ``--commits`` commits that has experiments is used (experiments belong to the
+commit they were queued on; later commits that only touch docs have none), with every experiment
+of it whose params differ from the commit's only in ``base.seed`` (one per seed; the newest when a
+seed ran twice); the commit itself is one more seed. On mini-VOC ``base.seed`` also
 draws the dataset, so the spread covers data and training. The lead of BAO over TransCAM is given per
 seed, as mean ± sd, and is said to exceed the spread when its mean is more than two standard errors
 of the per-seed differences (a paired comparison).
@@ -43,7 +45,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def runs(show: list) -> list[dict]:
-    """(params, metrics, timestamp) of the baseline commit and every experiment of it, from ``dvc exp show --json``."""
+    """(params, metrics, timestamp) of the newest commit with experiments and of each of them, from
+    ``dvc exp show --json``."""
     def record(r):
         data = r.get("data") or {}
         params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data"))
@@ -51,17 +54,16 @@ def runs(show: list) -> list[dict]:
         return {"name": r.get("name") or r.get("rev", "")[:7], "params": params, "metrics": metrics,
                 "timestamp": data.get("timestamp") or ""}
 
-    out = []
     for commit in show:
-        if commit.get("rev") == "workspace":
+        if commit.get("rev") == "workspace" or not commit.get("experiments"):
             continue
-        out.append(record(commit))
-        for exp in commit.get("experiments") or []:
+        out = [record(commit)]
+        for exp in commit["experiments"]:
             for r in exp.get("revs") or []:
                 if not r.get("error"):
                     out.append(record(r))
-        break  # the workspace's commit only
-    return out
+        return out
+    return []
 
 
 def per_seed(records: list[dict]) -> dict[int, dict]:
@@ -123,11 +125,12 @@ def main():
     ap.add_argument("--json", default="metrics/seed_variance.json")
     ap.add_argument("--md", default="metrics/seed_variance.md")
     ap.add_argument("--show", help="a saved `dvc exp show --json` (default: run it)")
+    ap.add_argument("--commits", type=int, default=10, help="how many recent commits to look through")
     a = ap.parse_args()
     if a.show:
         show = json.loads(Path(a.show).read_text())
     else:
-        show = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=ROOT,
+        show = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "-n", str(a.commits)], cwd=ROOT,
                                          capture_output=True, text=True, check=True).stdout)
     s = summarise(per_seed(runs(show)))
     write_json(ROOT / a.json, s)

@@ -19,7 +19,9 @@ def test_mean_sd_and_paired_lead(tmp_path):
     exps = [record(f"e{s}", s, (0.40 + s / 100, 0.5, 0.3), (0.43 + s / 100, 0.5 + (s % 2) / 50, 0.29),
                    f"2026-01-0{s + 1}T00:00:00") for s in range(1, 5)]
     exps.append(record("other", 7, (0.1, 0.1, 0.1), (0.9, 0.9, 0.9), "2026-01-09T00:00:00", other=0.5))  # tau differs
-    show = [{"rev": "workspace", "data": {}}, {**base, "experiments": [{"revs": [e]} for e in exps]}]
+    newer = {**record("def5678", 0, (0.1, 0.1, 0.1), (0.1, 0.1, 0.1), "2026-02-01T00:00:00"), "experiments": None}
+    show = [{"rev": "workspace", "data": {}}, newer,  # a later docs commit: no experiments of its own
+            {**base, "experiments": [{"revs": [e]} for e in exps]}]
     (tmp_path / "show.json").write_text(json.dumps(show))
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_variance.py"), "--show", str(tmp_path / "show.json"),
                         "--json", str(tmp_path / "v.json"), "--md", str(tmp_path / "v.md")],

@@ -53,6 +53,13 @@ def _positive(key: str, value, allow_zero=False):
             raise ParamsError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def _check_arch(p: str, arch: str) -> None:
+    from bao.models import list_models
+
+    if arch not in list_models():
+        raise ParamsError(f"{p}.arch: unknown model {arch!r}; known: {list_models()}")
+
+
 @dataclass
 class Base(Section):
     seed: int
@@ -119,10 +126,7 @@ class Model(Section):
     drop_path_rate: float
 
     def check(self, p):
-        from bao.models import list_models
-
-        if self.arch not in list_models():
-            raise ParamsError(f"{p}.arch: unknown model {self.arch!r}; known: {list_models()}")
+        _check_arch(p, self.arch)
         if not 0 <= self.drop_path_rate < 1:
             raise ParamsError(f"{p}.drop_path_rate: must be in [0, 1), got {self.drop_path_rate}")
 
@@ -148,10 +152,7 @@ class Pretrain(Section):
     checkpoint_every: int
 
     def check(self, p):
-        from bao.models import list_models
-
-        if self.arch not in list_models():
-            raise ParamsError(f"{p}.arch: unknown model {self.arch!r}; known: {list_models()}")
+        _check_arch(p, self.arch)
         _positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
         _positive(f"{p}.token_loss", self.token_loss, allow_zero=True)
         _positive(f"{p}.attention_loss", self.attention_loss, allow_zero=True)
@@ -295,6 +296,57 @@ class Masks(Section):
 
 
 @dataclass
+class Psa(Section):
+    """PSA (AffinityNet) refinement of TransCAM's CAMs (TransCAM train_aff.py / infer_aff.py)."""
+    fg_thres: float  # confident foreground: argmax over [fg_thres, CAMs] + label CRF (TransCAM: 0.60)
+    bg_thres: float  # confident background: argmax over [bg_thres, CAMs] + label CRF (TransCAM: 0.25)
+    crf_labels: Literal["all", "present"]  # label CRF over all 21 labels (TransCAM) or the present ones (IRN)
+    arch: Literal["resnet38d", "resnet38d_mini"]
+    pretrained: Optional[str]  # ImageNet ResNet-38: null | path | https URL | gdrive://<id>
+    pretrained_md5: Optional[str]
+    frozen: list[str]  # layers kept at their ImageNet weights (TransCAM: conv1a, b2, b2_1, b2_2)
+    freeze_bn: bool  # BatchNorm in eval mode (TransCAM resnet38d.py train())
+    radius: int
+    crop_size: int
+    color_jitter: list[float]
+    batch_size: int
+    epochs: int
+    lr: float
+    weight_decay: float
+    momentum: float
+    poly_power: float
+    checkpoint_every: int
+    beta: float
+    logt: int
+    bg_score: float  # the constant background score of the walk (TransCAM infer_aff.py --bkg)
+    crf: bool  # label CRF after the walk
+
+    def check(self, p):
+        for k in ("fg_thres", "bg_thres"):
+            if not 0 <= getattr(self, k) <= 1:
+                raise ParamsError(f"{p}.{k}: must be in [0, 1], got {getattr(self, k)}")
+        if self.bg_thres > self.fg_thres:
+            raise ParamsError(f"{p}.bg_thres: must not exceed fg_thres ({self.bg_thres} > {self.fg_thres})")
+        for k in ("radius", "crop_size", "batch_size", "epochs", "lr", "checkpoint_every", "beta"):
+            _positive(f"{p}.{k}", getattr(self, k))
+        if self.radius < 2:
+            raise ParamsError(f"{p}.radius: must be at least 2, got {self.radius}")
+        if self.crop_size % 8:
+            raise ParamsError(f"{p}.crop_size: must be a multiple of 8 (feature stride), got {self.crop_size}")
+        if self.crop_size // 8 < 2 * self.radius - 1:
+            raise ParamsError(f"{p}.crop_size: {self.crop_size} // 8 is under 2 * radius - 1 = {2 * self.radius - 1}")
+        _positive(f"{p}.logt", self.logt, allow_zero=True)
+        _positive(f"{p}.weight_decay", self.weight_decay, allow_zero=True)
+        _positive(f"{p}.momentum", self.momentum, allow_zero=True)
+        if len(self.color_jitter) != 4:
+            raise ParamsError(f"{p}.color_jitter: needs 4 values (b, c, s, h), got {self.color_jitter}")
+        known = ("conv1a", "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2")
+        for k in self.frozen:
+            if k not in known:
+                raise ParamsError(f"{p}.frozen: unknown layer {k!r} (one of {', '.join(known)})")
+
+
+@dataclass
 class DeepLab(Section):
     arch: Literal["deeplabv2", "deeplabv3plus"]
     backbone: str  # resnet101_msra (DeepLab-v2's own ResNet-101) or a timm name
@@ -356,6 +408,7 @@ class Params(Section):
     ema: Ema
     seeds: Seeds
     masks: Masks
+    psa: Psa
     deeplab: DeepLab
     evaluate: Evaluate
     report: Report

@@ -27,9 +27,13 @@ def _infer(image: np.ndarray, unary: np.ndarray, n: int, k: dict) -> np.ndarray:
     return np.array(d.inference(k["iterations"])).reshape(n, h, w)
 
 
-def crf_labels(image: np.ndarray, labels: np.ndarray, cfg) -> np.ndarray:
-    """Refine a hard label map (class indices). Only the classes present take part, as IRN does."""
+def crf_labels(image: np.ndarray, labels: np.ndarray, cfg, n_labels: int | None = None) -> np.ndarray:
+    """Refine a hard label map (class indices). Only the classes present take part, as IRN does, or,
+    with ``n_labels``, all of 0..n_labels-1, as TransCAM's crf_inference_label (n_labels=21)."""
     k, gt_prob = _kernels(cfg), cfg.gt_prob
+    if n_labels is not None:
+        q = _infer(image, unary_from_labels(labels, n_labels, gt_prob=gt_prob, zero_unsure=False), n_labels, k)
+        return q.argmax(0).astype(np.uint8)
     keys, compact = np.unique(labels, return_inverse=True)
     if len(keys) == 1:
         return labels.copy()

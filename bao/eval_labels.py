@@ -59,6 +59,17 @@ def cam_to_label(keys: np.ndarray, cams: np.ndarray, threshold: float) -> np.nda
     return np.where(cams.max(0) > threshold, keys[best], 0).astype(np.uint8)
 
 
+def confident_labels(fg_conf: np.ndarray, bg_conf: np.ndarray) -> np.ndarray:
+    """One label map from two CRF-refined seeds: ``fg_conf`` at a high background threshold (its
+    foreground is confident), ``bg_conf`` at a low one (its background is confident). Foreground from
+    ``fg_conf``; background where both say background; the band between ignored (255).
+    TransCAM voc12/data.py VOC12AffDataset (la = 0.60, ha = 0.25); AMN cam_to_ir_label.py."""
+    out = fg_conf.astype(np.uint8).copy()
+    out[fg_conf == 0] = IGNORE
+    out[(fg_conf == 0) & (bg_conf == 0)] = 0
+    return out
+
+
 def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, ids: list[str] | None = None) -> dict:
     """mIoU for each background threshold; returns the curve and the best point."""
     cam_dir = Path(cam_dir)

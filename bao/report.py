@@ -37,7 +37,7 @@ def table1(m, test_miou: float | None = None) -> pd.DataFrame:
     """Reproduced numbers beside the paper's. Reproduced cells come from metric files only
     (``m``: the ``paths.metrics`` namespace of dvc.yaml)."""
     rows = [
-        ("TransCAM", "threshold + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
+        ("TransCAM", "PSA + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
          _pct(_read(m.segmentation.transcam)), None),
         ("SeCo (CVPR 2024)", "CRF", None, None, None, None),
         ("BAO", "CRF", _pct(_read(m.seed)), _pct(_read(m.mask.bao)), _pct(_read(m.segmentation.bao)), test_miou),
@@ -153,6 +153,22 @@ def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
         mark = " (used)" if c == chosen else ""
         lines.append(f"| `{c}`{mark} | {COMBINE_NAMES.get(c, c)} | {100 * v:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def transcam_mask_markdown(m) -> str:
+    """TransCAM's mask on train by refinement: PSA + CRF (Table 1's row) beside the label CRF alone on
+    its best-threshold seed (``m``: the ``paths.metrics`` namespace)."""
+    psa, crf = _read(m.mask.transcam), _read(m.mask.transcam_crf)
+    if psa is None and crf is None:
+        return ""
+    lines = ["TransCAM mask, refinement ablation (train):", "", "| refinement | Mask |", "|---|---|",
+             f"| best-threshold seed + CRF | {_cell(_pct(crf))} |",
+             f"| PSA random walk + CRF (used) | {_cell(_pct(psa))} |"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
 
 
 def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str, extra: str = "") -> None:

@@ -34,6 +34,7 @@ def gpu_flops(p: dict) -> dict:
     from bao.method import BAONet, cls_loss, pseudo_labels
     from bao.models import create_model
     from bao.models.deeplab import DeepLab
+    from bao.models.resnet38 import create_affinitynet
 
     arch, crop, b = p["model"]["arch"], p["bao"]["augment"]["crop_size"], p["bao"]["batch_size"]
     with torch.device("meta"):
@@ -41,6 +42,7 @@ def gpu_flops(p: dict) -> dict:
         bao = BAONet(create_model(arch, num_classes=21))
         d = p["deeplab"]
         deeplab = DeepLab(d["arch"], d["backbone"], 21, d["output_stride"])
+        affinity = create_affinitynet(p["psa"]["arch"])
         y = torch.zeros(b, 20)
 
     def train_transcam():
@@ -80,13 +82,27 @@ def gpu_flops(p: dict) -> dict:
             for s in p["evaluate"]["scales"]:  # a 500x375 VOC image and its flip
                 deeplab(torch.randn(2, 3, round(375 * s), round(500 * s)))
 
+    def train_affinity():
+        with torch.device("meta"):
+            x = torch.randn(p["psa"]["batch_size"], 3, p["psa"]["crop_size"], p["psa"]["crop_size"])
+        affinity(x).float().mean().backward()  # the pair affinities and their loss: a few FLOPs per pair
+
+    def random_walk():
+        # a 500x375 VOC image padded to 504x376: a 63x47 grid; the features, then logt squarings of
+        # the dense (N, N) transition matrix and the (21, N) scores times it
+        with torch.no_grad(), torch.device("meta"):
+            affinity(torch.randn(1, 3, 376, 504))
+        n = 63 * 47
+        return 2 * n ** 3 * p["psa"]["logt"] + 2 * 21 * n * n
+
     cams = p["cams"]["scales"]
     quick = p["bao"]["epoch_eval_scales"] or cams
     return {"train_transcam": flops(train_transcam), "train_bao": flops(train_bao(True)),
             "train_bao_amn": flops(train_bao(False)), "make_cams": flops(passes(conformer, cams)),
             "make_seeds": flops(passes(bao, cams, True)), "eval_quick": flops(passes(bao, quick, True)),
             "eval_full": flops(passes(bao, cams, True)), "train_deeplab": flops(train_deeplab),
-            "evaluate": flops(evaluate)}
+            "evaluate": flops(evaluate), "train_affinity": flops(train_affinity),
+            "random_walk": flops(random_walk) + random_walk()}
 
 
 def crf_seconds(p: dict) -> dict:
@@ -149,8 +165,13 @@ def main():
     for v in ("share", "ema", "share_ema"):
         gpu(f"train_bao_{v}", bao_steps * f["train_bao"] + eval_flops, f"{bao_steps} steps + Figure 4 scoring")
     gpu("make_seeds", n_aug * f["make_seeds"], f"{n_aug} images x 6 passes")
-    for src in ("bao", "transcam"):
-        cpu(f"make_masks_{src}", n_aug * crf["label"], f"{n_aug} label CRFs")
+    cpu("make_masks_bao", n_aug * crf["label"], f"{n_aug} label CRFs")
+    cpu("make_masks_transcam_crf", n_aug * crf["label"], f"{n_aug} label CRFs")
+    cpu("make_aff_labels", 2 * n_aug * crf["label"], f"{2 * n_aug} label CRFs")
+    aff_steps = paper_units("train_affinity", p)[1]
+    gpu("train_affinity", aff_steps * f["train_affinity"], f"{aff_steps} steps")
+    gpu("random_walk", n_aug * f["random_walk"], f"{n_aug} images: features + T^128 (N = 2961)")
+    cpu("random_walk (CRF)", n_aug * crf["label"], f"{n_aug} label CRFs")
     for src in ("bao", "transcam"):
         gpu(f"train_deeplab@{src}", p["deeplab"]["iterations"] * f["train_deeplab"], f"{p['deeplab']['iterations']} steps")
     for stage, n in (("evaluate", PAPER["val"] + PAPER["test"]), ("evaluate_transcam", PAPER["val"])):

@@ -57,6 +57,8 @@ def paper_units(stage: str, p: dict) -> tuple[str, float]:
         return "step", p["bao"]["epochs"] * steps(PAPER["train_aug"], p["bao"]["batch_size"])
     if stage.startswith("train_deeplab"):
         return "step", p["deeplab"]["iterations"]
+    if stage == "train_affinity":
+        return "step", p["psa"]["epochs"] * steps(PAPER["train_aug"], p["psa"]["batch_size"])
     if stage == "evaluate":
         return "image", PAPER["val"] + PAPER["test"]
     if stage == "evaluate_transcam":

@@ -1,6 +1,8 @@
 """Wall time of each stage of the pipeline (forced, in DAG order): `dvc repro -f -s <stage>`.
 
-    python bench/repro_time.py [--json out]
+    python bench/repro_time.py [--json out] [--skip pretrain ...]
+
+`--skip` leaves a stage out (e.g. `pretrain`, whose output a clone finds current).
 """
 import argparse
 import json
@@ -25,12 +27,18 @@ def stage_order() -> list[str]:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
+    ap.add_argument("--skip", nargs="*", default=[], help="stages not to time")
     a = ap.parse_args()
     rows, total = [], 0.0
     for name in stage_order():
+        if name in a.skip:
+            continue
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", name], check=True, capture_output=True)
+        r = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", name], capture_output=True, text=True)
         dt = time.perf_counter() - t
+        if r.returncode:
+            sys.exit(f"{name} failed after {dt:.1f}s:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+        print(f"{name}: {dt:.1f}s", flush=True)
         total += dt
         rows.append({"stage": name, "seconds": round(dt, 1)})
     rows.append({"stage": "total", "seconds": round(total, 1)})

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bao.io import write_json, write_text  # noqa: E402
 
 # (row, TransCAM metric file, BAO metric file): seed at TransCAM's best threshold vs BAO's
-# threshold-free seed; both CRF masks; both DeepLab models on val
+# threshold-free seed; TransCAM's PSA + CRF mask vs BAO's CRF mask; both DeepLab models on val
 ROWS = (("seed", "metrics/transcam_seed.json", "metrics/seed.json"),
         ("mask", "metrics/transcam_mask.json", "metrics/mask.json"),
         ("val", "metrics/transcam_segmentation.json", "metrics/segmentation.json"))
@@ -107,7 +107,7 @@ def table(s: dict) -> str:
     lines = [f"mIoU % over base.seed = {', '.join(map(str, s['seeds']))} (n = {n}; mean ± sd):", "",
              "| | TransCAM | BAO | BAO − TransCAM | BAO ahead | lead beyond the spread |",
              "|---|---|---|---|---|---|"]
-    names = {"seed": "Seed (TransCAM at its best threshold; BAO threshold-free)", "mask": "Mask (CRF)",
+    names = {"seed": "Seed (TransCAM at its best threshold; BAO threshold-free)", "mask": "Mask (TransCAM: PSA + CRF; BAO: CRF)",
              "val": "DeepLab val"}
     for k, r in s["rows"].items():
         lines.append(f"| {names[k]} | {r['transcam_mean']:.1f} ± {r['transcam_sd']:.1f} | {r['bao_mean']:.1f} ± "

@@ -1,14 +1,16 @@
-"""Stages get_{conformer,deeplab,transcam}_weights: fetch a published checkpoint once, so that the
+"""Stages get_{conformer,deeplab,transcam,resnet38}_weights: fetch a published checkpoint once, so that the
 training stages run offline. Each writes ``<folder>/weights.pth`` when its source is set (a path, an
 https URL or ``gdrive://<id>``, checked against its md5 when one is given) and ``source.json`` (the
 source and the md5 of what was fetched) either way; the file is loaded once here, so a checkpoint that
 does not fit fails now, naming its keys, not hours later.
 
-    python stages/get_weights.py {conformer,deeplab,transcam}
+    python stages/get_weights.py {conformer,deeplab,transcam,resnet38}
 
 conformer: ImageNet Conformer (``model.pretrained``), for train_transcam.
 deeplab: DeepLab's ImageNet backbone (``deeplab.pretrained``), for train_deeplab.
 transcam: TransCAM's published classifier (``transcam.released``), which replaces train_transcam's training.
+resnet38: PSA's ImageNet ResNet-38 (``psa.pretrained``; the MXNet ``.params`` file or a converted
+state_dict), for train_affinity.
 """
 from pathlib import Path
 
@@ -16,11 +18,12 @@ from bao.classes import NUM_CLASSES
 from bao.io import atomic_dir, write_json
 from bao.models import create_model
 from bao.models.deeplab import build_deeplab
+from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
 from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
 from bao.pipeline import paths
 from bao.stage import main_with_item
 
-WEIGHTS = ("conformer", "deeplab", "transcam")
+WEIGHTS = ("conformer", "deeplab", "transcam", "resnet38")
 
 
 def run(params, which):
@@ -28,8 +31,10 @@ def run(params, which):
         source, md5, param = params.model.pretrained, params.model.pretrained_md5, "model.pretrained"
     elif which == "deeplab":
         source, md5, param = params.deeplab.pretrained, params.deeplab.pretrained_md5, "deeplab.pretrained"
-    else:
+    elif which == "transcam":
         source, md5, param = params.transcam.released, params.transcam.released_md5, "transcam.released"
+    else:
+        source, md5, param = params.psa.pretrained, params.psa.pretrained_md5, "psa.pretrained"
     with atomic_dir(getattr(paths().pretrained, which)) as out:
         got = None
         if source:
@@ -39,6 +44,8 @@ def run(params, which):
                 load_pretrained(create_model(params.model.arch), path)
             elif which == "deeplab":
                 build_deeplab(params.deeplab, imagenet=path)
+            elif which == "resnet38":
+                load_resnet38_imagenet(create_affinitynet(params.psa.arch), path)
             else:
                 load_released_transcam(create_model(params.model.arch, num_classes=NUM_CLASSES), path)
             print(f"{param}: {source} -> {path} (md5 {got})")

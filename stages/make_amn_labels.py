@@ -8,12 +8,9 @@ band between ignored. Output ``<paths.amn_labels>/<id>.png`` for train_aug.
 from functools import partial
 from pathlib import Path
 
-import numpy as np
-
-from bao.classes import IGNORE
 from bao.crf import crf_labels
 from bao.data import VOCDataset
-from bao.eval_labels import cam_to_label, load_cam
+from bao.eval_labels import cam_to_label, confident_labels, load_cam
 from bao.io import save_label_png
 from bao.pipeline import paths
 from bao.stage import main
@@ -32,10 +29,7 @@ def make_work(params, out_dir):
         keys, cams = load_cam(cams_dir / f"{image_id}.npz")
         fg_conf = crf_labels(image, cam_to_label(keys, cams, b.amn_fg_thres), crf)
         bg_conf = crf_labels(image, cam_to_label(keys, cams, b.amn_bg_thres), crf)
-        conf = fg_conf.copy()
-        conf[fg_conf == 0] = IGNORE
-        conf[(bg_conf.astype(np.int32) + fg_conf) == 0] = 0
-        save_label_png(out_dir / f"{image_id}.png", conf)
+        save_label_png(out_dir / f"{image_id}.png", confident_labels(fg_conf, bg_conf))
 
     return work
 

@@ -1,12 +1,13 @@
 """Stage make_masks_<source>: dense-CRF refinement of seeds into the final pseudo-label masks.
 
-    python stages/make_masks.py {bao,transcam}
+    python stages/make_masks.py {bao,transcam_crf}
 
-``bao``: the threshold-free seeds of make_seeds. ``transcam``: TransCAM's CAMs at their best
-background threshold (``metrics/transcam_seed.json``), for Table 1's TransCAM row. Unary from the
+``bao``: the threshold-free seeds of make_seeds. ``transcam_crf``: TransCAM's CAMs at their best
+background threshold (``metrics/transcam_seed.json``): the CRF-only ablation of TransCAM's mask, whose
+Table 1 mask comes from PSA (stage random_walk). Unary from the
 hard labels (crf_inference_label, docs/method.md §6) or from the seed scores (``masks.crf.unary``).
 Images run in parallel over ``masks.workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
-and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask.json`` with the mIoU on VOC train.
+and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask_crf.json`` with the mIoU on VOC train.
 """
 import json
 from functools import partial
@@ -22,14 +23,14 @@ from bao.pipeline import paths
 from bao.stage import main_with_item
 from bao.workers import map_split
 
-SOURCES = ("bao", "transcam")
+SOURCES = ("bao", "transcam_crf")
 
 
 def make_work(params, source, out_dir):
     P = paths()
     ds = VOCDataset(P.data, "train_aug", masks=None)
     crf = params.masks.crf
-    if source == "transcam":
+    if source == "transcam_crf":
         t = json.loads(Path(P.metrics.transcam_seed).read_text())["best_threshold"]
 
     def seed(image_id):

@@ -14,15 +14,17 @@ from bao.eval_labels import load_cam
 from bao.io import load_label_png
 from bao.method import VARIANTS
 from bao.pipeline import paths
-from bao.report import colorize, figure4, grid_figure, seed_ablation_markdown, table1, threshold_figure, write_table
+from bao.report import (colorize, figure4, grid_figure, seed_ablation_markdown, table1, threshold_figure,
+                        transcam_mask_markdown, write_table)
 from bao.runtime import amp_context, select_device
 from bao.seeds import load_target, seed_scores
 from bao.stage import main
 
 NOTE = ("Reproduced columns come from this run's metric files (mIoU %, seed and mask on the train split, "
         "segmentation on val); the paper's columns are quoted from the paper and were not computed here. "
-        "TransCAM's seed is at its best background threshold and its mask is that seed refined by the "
-        "same CRF (the paper's TransCAM mask uses PSA). SeCo is quoted only. "
+        "TransCAM's seed is at its best background threshold; its mask is PSA's random walk over its CAMs "
+        "(AffinityNet trained on its CAMs' confident labels) followed by the label CRF, as in the paper; "
+        "the CRF alone on its seed is the ablation below. SeCo is quoted only. "
         "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou).")
 
 
@@ -44,7 +46,9 @@ def run(params):
     df = table1(M, r.test_miou)
     data = json.loads(Path(M.data).read_text())
     note = NOTE + f" Dataset: {data['source']} ({data.get('train_aug', '?')} train_aug images)."
-    write_table(df, M.table1_md, M.table1_csv, note, seed_ablation_markdown(M.seed_ablation, params.seeds.combine))
+    extra = "\n".join(x for x in (seed_ablation_markdown(M.seed_ablation, params.seeds.combine),
+                                    transcam_mask_markdown(M)) if x)
+    write_table(df, M.table1_md, M.table1_csv, note, extra)
     tc = json.loads(Path(M.transcam_seed).read_text())
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
     # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the paper's am_bg)

@@ -19,6 +19,7 @@ READ_ONLY_ELSEWHERE = {
     "get_conformer_weights": {"model.arch"},
     "get_transcam_weights": {"model.arch"},
     "get_deeplab_weights": {"deeplab.arch", "deeplab.backbone", "deeplab.output_stride"},
+    "get_resnet38_weights": {"psa.arch"},
 }
 
 

@@ -18,6 +18,7 @@ TINY = {
     "transcam": {"epochs": 2, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
     "cams": {"scales": [64]},
     "bao": {"epochs": 2, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
+    "psa": {"epochs": 1, "batch_size": 4, "crop_size": 72},
     "deeplab": {"iterations": 4, "batch_size": 4, "crop_size": 64, "log_every": 1},
     "evaluate": {"scales": [1.0]},
 }
@@ -90,13 +91,18 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     sh(f"{sys.executable} -m dvc repro", project, BAO_TRACE_DIR=str(traces))
     check_traces(project, traces)  # every stage read, opened and wrote only what dvc.yaml declares
     m = project / "metrics"
-    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "segmentation", "transcam_segmentation"):
+    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
+                 "transcam_segmentation"):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
+    assert json.loads((m / "transcam_mask.json").read_text())["refinement"] == "psa+crf"
     for v in ("amn", "share", "ema", "share+ema"):
         assert (m / "bao" / f"{v}.csv").read_text().startswith("epoch,")
     table = (m / "table1.md").read_text()
     seed = json.loads((m / "seed.json").read_text())["miou"]
     assert f"| BAO | CRF | {100 * seed:.1f} |" in table
+    psa_mask = json.loads((m / "transcam_mask.json").read_text())["miou"]
+    assert f"| PSA random walk + CRF (used) | {100 * psa_mask:.1f} |" in table
+    assert "| TransCAM | PSA + CRF |" in table
     for fig in ("figure2", "figure3", "figure4", "threshold"):
         assert (project / "plots" / f"{fig}.png").stat().st_size > 1000
     import tarfile

@@ -27,8 +27,10 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
         "conformer_s", 512, [256, 512, 768])
     assert (p["deeplab"]["backbone"], p["deeplab"]["crop_size"], p["masks"]["crf"]["bilateral_sxy"]) == (
         "resnet101_msra", 321, 50)
+    assert (p["psa"]["arch"], p["psa"]["crop_size"], p["psa"]["frozen"]) == ("resnet38d", 448, ["conv1a", "b2", "b2_1", "b2_2"])
     m = project / "metrics"
-    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "segmentation", "transcam_segmentation"):
+    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
+                 "transcam_segmentation"):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
     assert "| BAO | CRF |" in (m / "table1.md").read_text()
     assert "Dataset: folder" in (m / "table1.md").read_text()

@@ -9,7 +9,7 @@ textures, and to tell an object from a cluttered background (smooth colour noise
 textured fragments that have no class shape). None of mini-VOC's head shapes, body textures or
 scene backgrounds occurs here.
 
-Images are rendered on the fly, deterministic in (seed, index): the set is as large as the training
+Images are rendered on the fly, deterministic in (seed, split, epoch, index): the set is as large as the training
 budget needs (``pretrain.images_per_epoch`` x ``pretrain.epochs``) and is never written to disk.
 """
 from __future__ import annotations
@@ -22,10 +22,6 @@ from bao.cam import to_tensor
 SHAPES = ("triangle", "star", "hexagon", "crescent", "arrow", "ell", "tee", "trapezoid")
 TEXTURES = ("checks", "rings", "waves", "dots", "hatch", "grain")
 NUM_CLASSES = len(SHAPES) * len(TEXTURES)
-
-
-def class_name(c: int) -> str:
-    return f"{SHAPES[c // len(TEXTURES)]}/{TEXTURES[c % len(TEXTURES)]}"
 
 
 def _polygon(u, v, pts) -> np.ndarray:

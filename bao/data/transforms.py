@@ -15,6 +15,21 @@ from bao.cam import to_tensor
 from bao.data.voc import VOCDataset
 
 
+def color_jitter(img: Image.Image, jitter, rng: np.random.Generator) -> Image.Image:
+    """ColorJitter (brightness, contrast, saturation, hue) with torchvision's factor ranges, applied in
+    torchvision's default order; a 0 leaves that property (and the random stream) alone."""
+    b, c, s, hue = jitter
+    if b:
+        img = TF.adjust_brightness(img, rng.uniform(max(0, 1 - b), 1 + b))
+    if c:
+        img = TF.adjust_contrast(img, rng.uniform(max(0, 1 - c), 1 + c))
+    if s:
+        img = TF.adjust_saturation(img, rng.uniform(max(0, 1 - s), 1 + s))
+    if hue:
+        img = TF.adjust_hue(img, rng.uniform(-hue, hue))
+    return img
+
+
 class SeededCrops(torch.utils.data.Dataset):
     """Per-sample randomness from (seed, epoch, index): the same crops whatever the workers."""
 
@@ -59,16 +74,7 @@ class TrainCrops(SeededCrops):
         if rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             extra = extra[:, ::-1] if extra is not None else None
-        b, c, s, hue = self.jitter
-        # ColorJitter (torchvision's factor ranges), applied in torchvision's default order
-        if b:
-            img = TF.adjust_brightness(img, rng.uniform(max(0, 1 - b), 1 + b))
-        if c:
-            img = TF.adjust_contrast(img, rng.uniform(max(0, 1 - c), 1 + c))
-        if s:
-            img = TF.adjust_saturation(img, rng.uniform(max(0, 1 - s), 1 + s))
-        if hue:
-            img = TF.adjust_hue(img, rng.uniform(-hue, hue))
+        img = color_jitter(img, self.jitter, rng)
         x = to_tensor(np.asarray(img))
         # RandomCrop with zero padding (after normalisation) when the image is smaller than the crop
         _, h, w = x.shape

@@ -1,0 +1,94 @@
+"""Stage random_walk: PSA's random walk of TransCAM's CAMs over AffinityNet's affinities, then the
+label CRF: the masks of Table 1's TransCAM row (TransCAM infer_aff.py; docs/method.md §4.2).
+
+Per train_aug image: the image padded (bottom, right) to a multiple of 8; AffinityNet's features at
+stride 8 and the affinities of every pair within ``psa.radius`` as a dense symmetric matrix with a unit
+diagonal; the 21-channel score map (the image's normalised CAMs, background the constant
+``psa.bg_score``) average-pooled by 8 and walked: scores @ T^(2^logt), T = A^beta with columns summing
+to 1; bilinear upsampling, argmax, the label CRF over all 21 labels (``psa.crf``), and the crop back.
+Outputs ``<paths.masks>/transcam/<id>.png`` and ``metrics/transcam_mask.json`` (mIoU on VOC train).
+"""
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bao.cam import MEAN, to_tensor
+from bao.classes import NUM_CLASSES
+from bao.crf import crf_labels
+from bao.data import VOCDataset
+from bao.eval_labels import load_cam, score_labels
+from bao.io import save_label_png, write_json
+from bao.models.resnet38 import AffinityNet, create_affinitynet
+from bao.models.weights import load_trained
+from bao.pipeline import paths
+from bao.psa import dense_affinity, inference_radius, pair_affinity, random_walk
+from bao.runtime import amp_context, select_device
+from bao.stage import main
+from bao.workers import map_split
+
+STAGE = "random_walk"
+
+
+def walk_scores(net, image: np.ndarray, keys: np.ndarray, cams: np.ndarray, p, device, amp) -> np.ndarray:
+    """(21, Hp, Wp) walked scores of an image padded to a multiple of the stride, and Hp, Wp."""
+    s = AffinityNet.STRIDE
+    h, w = image.shape[:2]
+    hp, wp = -(-h // s) * s, -(-w // s) * s
+    x = F.pad(to_tensor(image)[None], (0, wp - w, 0, hp - h)).to(device)  # zeros after normalisation
+    with torch.no_grad(), amp():
+        feat = net(x)
+    feat = feat.float()
+    gh, gw = feat.shape[2:]
+    radius = inference_radius(gh, gw, p.radius)
+    aff = dense_affinity(pair_affinity(feat, radius)[0], gh, gw, radius)
+    scores = torch.zeros(NUM_CLASSES, hp, wp)
+    scores[0, :h, :w] = p.bg_score  # set, then padded with zeros (infer_aff.py)
+    scores[torch.from_numpy(keys), :h, :w] = torch.from_numpy(cams)
+    pooled = F.avg_pool2d(scores[None], s, s)[0].reshape(NUM_CLASSES, -1).to(device)
+    walked = random_walk(pooled, aff, p.beta, p.logt).reshape(1, NUM_CLASSES, gh, gw)
+    return F.interpolate(walked, (hp, wp), mode="bilinear", align_corners=False)[0].cpu().numpy()
+
+
+def padded_image(image: np.ndarray, hp: int, wp: int) -> np.ndarray:
+    """The CRF's image: padded as the network input (zeros after normalisation: the mean colour)."""
+    out = np.empty((hp, wp, 3), np.uint8)
+    out[:] = (np.asarray(MEAN) * 255).astype(np.uint8)  # de-normalised and cast, as infer_aff.py
+    out[:image.shape[0], :image.shape[1]] = image
+    return out
+
+
+def make_work(params, out_dir):
+    P = paths()
+    device = select_device(params.base.device)
+    net = load_trained(create_affinitynet(params.psa.arch), P.affinity, device)
+    ds = VOCDataset(P.data, "train_aug", masks=None)
+    p, crf = params.psa, params.masks.crf
+    amp = amp_context(device, params.base.amp)
+
+    def work(image_id):
+        image = ds.load_image(image_id)
+        keys, cams = load_cam(Path(P.cams) / f"{image_id}.npz")
+        walked = walk_scores(net, image, keys, cams, p, device, amp)
+        label = walked.argmax(0).astype(np.uint8)
+        if p.crf:
+            label = crf_labels(padded_image(image, *label.shape), label, crf, NUM_CLASSES)
+        save_label_png(out_dir / f"{image_id}.png", label[:image.shape[0], :image.shape[1]])
+
+    return work
+
+
+def run(params):
+    P = paths()
+    ids = VOCDataset(P.data, "train_aug", masks=None).ids
+    out = Path(P.masks) / "transcam"
+    map_split(STAGE, out, ids, partial(make_work, params), ".png", params.base.infer_workers, gpu=True)
+    res = score_labels(out, P.data, "train")
+    write_json(P.metrics.mask.transcam, {"source": "transcam", "refinement": "psa+crf", **res})
+    print(f"transcam (PSA + CRF) mask mIoU on train: {100 * res['miou']:.2f}")
+
+
+if __name__ == "__main__":
+    main(run, STAGE)

@@ -60,7 +60,8 @@ def runs(show: list) -> list[dict]:
         out = [record(commit)]
         for exp in commit["experiments"]:
             for r in exp.get("revs") or []:
-                if not r.get("error"):
+                # a running experiment shows its live workspace (the commit's metrics until overwritten)
+                if not r.get("error") and (r.get("data") or {}).get("rev") != "workspace":
                     out.append(record(r))
         return out
     return []

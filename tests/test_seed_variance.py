@@ -19,6 +19,9 @@ def test_mean_sd_and_paired_lead(tmp_path):
     exps = [record(f"e{s}", s, (0.40 + s / 100, 0.5, 0.3), (0.43 + s / 100, 0.5 + (s % 2) / 50, 0.29),
                    f"2026-01-0{s + 1}T00:00:00") for s in range(1, 5)]
     exps.append(record("other", 7, (0.1, 0.1, 0.1), (0.9, 0.9, 0.9), "2026-01-09T00:00:00", other=0.5))  # tau differs
+    running = record("run", 5, (0.1, 0.1, 0.1), (0.9, 0.9, 0.9), None)  # still running: its live workspace
+    running["data"]["rev"] = "workspace"
+    exps.append(running)
     newer = {**record("def5678", 0, (0.1, 0.1, 0.1), (0.1, 0.1, 0.1), "2026-02-01T00:00:00"), "experiments": None}
     show = [{"rev": "workspace", "data": {}}, newer,  # a later docs commit: no experiments of its own
             {**base, "experiments": [{"revs": [e]} for e in exps]}]
@@ -28,7 +31,7 @@ def test_mean_sd_and_paired_lead(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "v.json").read_text())
-    assert s["seeds"] == [0, 1, 2, 3, 4]  # the tau experiment is not a seed of this setting
+    assert s["seeds"] == [0, 1, 2, 3, 4]  # the tau experiment is not a seed of this setting, the running one not yet
     seed = s["rows"]["seed"]
     assert abs(seed["lead_mean"] - 3.0) < 1e-9 and seed["lead_sd"] < 1e-9 and seed["lead_exceeds_spread"]
     assert abs(seed["transcam_mean"] - 42.0) < 1e-9 and abs(seed["transcam_sd"] - 1.5811388) < 1e-6

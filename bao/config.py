@@ -15,6 +15,7 @@ from typing import Literal, Optional
 
 import yaml
 
+from bao.archs import CONFORMERS
 from bao.errors import ParamsError
 
 _READS: set[str] | None = None  # dotted keys read since record_reads(); None: not recording
@@ -54,10 +55,8 @@ def _positive(key: str, value, allow_zero=False):
 
 
 def _check_arch(p: str, arch: str) -> None:
-    from bao.models import list_models
-
-    if arch not in list_models():
-        raise ParamsError(f"{p}.arch: unknown model {arch!r}; known: {list_models()}")
+    if arch not in CONFORMERS:
+        raise ParamsError(f"{p}.arch: unknown model {arch!r}; known: {sorted(CONFORMERS)}")
 
 
 @dataclass

@@ -9,6 +9,8 @@ Facts followed (TransCAM repository): the pair layout of ``tool/pyutils.get_indi
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -25,10 +27,13 @@ def pair_offsets(radius: int) -> list[tuple[int, int]]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def pair_indices(height: int, width: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """(from, to): flat indices of the pairs of an HxW grid. ``from`` runs over the pixels that are
     r-1 away from the bottom, left and right borders (so every offset stays inside); ``to`` holds,
-    offset by offset, ``from + (dy, dx)`` in the same order, so ``to`` has len(offsets) x len(from)."""
+    offset by offset, ``from + (dy, dx)`` in the same order, so ``to`` has len(offsets) x len(from).
+    Cached per grid (every training crop and each image's pair_affinity/dense_affinity ask again):
+    callers must not modify the arrays."""
     r1 = radius - 1
     if height <= r1 or width <= 2 * r1:
         raise ValueError(f"a {height}x{width} grid is too small for radius {radius}")

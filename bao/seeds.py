@@ -8,7 +8,7 @@ import torch
 from bao.cam import multi_scale
 from bao.classes import CLASSES, NUM_CLASSES
 from bao.data import VOCDataset
-from bao.method import BAONet, build_bao, combine_seed_scores
+from bao.method import BAONet, build_bao, combine_seed_scores, seed_labels
 from bao.metrics import ConfusionMatrix
 from bao.models.weights import load_trained
 
@@ -45,7 +45,7 @@ def rule_confusions(am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: 
     out = {}
     for c in rules:
         out[c] = ConfusionMatrix(NUM_CLASSES)
-        out[c].update(combine_seed_scores(am, cam, torch.from_numpy(label), c).argmax(0).numpy(), gt)
+        out[c].update(seed_labels(combine_seed_scores(am, cam, torch.from_numpy(label), c)), gt)
     return out
 
 

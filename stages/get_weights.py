@@ -14,12 +14,7 @@ state_dict), for train_affinity.
 """
 from pathlib import Path
 
-from bao.classes import NUM_CLASSES
 from bao.io import atomic_dir, write_json
-from bao.models import create_model
-from bao.models.deeplab import build_deeplab
-from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
-from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
 from bao.pipeline import paths
 from bao.stage import main_with_item
 
@@ -38,6 +33,14 @@ def run(params, which):
     with atomic_dir(getattr(paths().pretrained, which)) as out:
         got = None
         if source:
+            # imported here: with no source set (three of the four in the mini setting) the stage
+            # skips torch and timm's start-up (about 6 s each)
+            from bao.classes import NUM_CLASSES
+            from bao.models import create_model
+            from bao.models.deeplab import build_deeplab
+            from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
+            from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
+
             path = out / "weights.pth"
             got = fetch_weights(source, path, md5, param)
             if which == "conformer":

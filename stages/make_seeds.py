@@ -16,7 +16,7 @@ from bao.classes import CLASSES
 from bao.data import VOCDataset, read_split
 from bao.eval_labels import score_labels
 from bao.io import save_label_png, save_npz, write_json
-from bao.method import COMBINES, combine_seed_scores
+from bao.method import COMBINES, combine_seed_scores, seed_labels
 from bao.metrics import ConfusionMatrix
 from bao.pipeline import paths
 from bao.runtime import amp_context, select_device
@@ -48,7 +48,7 @@ def make_work(params, out_dir):
             keys = np.r_[0, np.flatnonzero(label) + 1]
             save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8),
                      scores=scores[keys].clamp(min=0).numpy().astype(np.float16))
-        save_label_png(out_dir / f"{image_id}.png", scores.argmax(0).numpy().astype(np.uint8))
+        save_label_png(out_dir / f"{image_id}.png", seed_labels(scores))
         if image_id in scored_ids:  # the ablation, from the maps already computed
             return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), COMBINES)
         return None

@@ -33,7 +33,7 @@ STAGE = "random_walk"
 
 
 def walk_scores(net, image: np.ndarray, keys: np.ndarray, cams: np.ndarray, p, device, amp) -> np.ndarray:
-    """(21, Hp, Wp) walked scores of an image padded to a multiple of the stride, and Hp, Wp."""
+    """(21, Hp, Wp) walked scores of the image padded to a multiple of the stride (Hp, Wp)."""
     s = AffinityNet.STRIDE
     h, w = image.shape[:2]
     hp, wp = -(-h // s) * s, -(-w // s) * s

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 from bao.cam import max_norm, minmax_norm, refine
-from bao.method import (COMBINES, combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels, share,
-                        update_mode)
+from bao.method import (COMBINES, combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels,
+                        seed_labels, share, update_mode)
 
 
 def test_refine_matches_einsum():
@@ -149,3 +149,14 @@ def test_am_branch_is_amns():
     assert out["am"].shape == (2, 21, 4, 4)
     # the label conditions the map: another label, another map
     assert not torch.allclose(out["am_raw"], net(x, y.flip(0))["am_raw"])
+
+
+def test_seed_labels_are_argmax_with_first_max_on_ties():
+    scores = torch.tensor([[[0.5, 0.2], [0.1, 1.0]],
+                           [[0.5, 0.9], [float("-inf"), 1.0]],
+                           [[float("-inf")] * 2, [float("-inf")] * 2]])
+    got = seed_labels(scores)
+    assert got.dtype == np.uint8
+    assert got.tolist() == [[0, 1], [0, 0]]  # ties go to the first channel (background), as argmax
+    many = torch.randint(0, 3, (21, 33, 47)).float()
+    assert np.array_equal(seed_labels(many), many.argmax(0).numpy())

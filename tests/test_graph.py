@@ -108,6 +108,8 @@ def check_traces(project: Path, trace_dir: Path) -> None:
             for path, mode in opens[stage].items():
                 if path in ("params.yaml", "dvc.yaml"):
                     continue
+                if path.startswith("__editable__."):  # the editable install's sys.path hook entry, probed by
+                    continue                           # imports made inside a stage's run(): not a file
                 # atomic writes go through <out>.partial/ and .<name>.<random>.tmp beside the target
                 name = Path(path.replace(".partial/", "/").replace(".partial", ""))
                 if name.name.startswith(".") and name.name.endswith(".tmp"):

@@ -167,5 +167,6 @@ def combine_seed_scores(am_logits: torch.Tensor, cam_fg: torch.Tensor, label: to
 def seed_labels(scores: torch.Tensor) -> np.ndarray:
     """The seed (H, W) uint8: argmax of (21, H, W) scores over the class axis, the first maximum on ties.
     ``torch.max(dim).indices`` has argmax's tie rule and is several times faster than ``argmax(0)`` on
-    a CPU, where a reduction over the outer axis is slow (bench/seed_argmax.py)."""
-    return scores.max(0).indices.numpy().astype(np.uint8)
+    a CPU, where a reduction over the outer axis is slow (bench/seed_argmax.py). Scores on a device are
+    brought to the host."""
+    return scores.max(0).indices.cpu().numpy().astype(np.uint8)

@@ -26,6 +26,10 @@ def _hook(event, args):
     if rel is None or rel.endswith((".py", ".pyc")) or "__pycache__" in rel or rel.startswith((".git/", ".dvc/")):
         return
     write = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
+    # the hook runs before the open: a read of what is not a file (an import probing a sys.path entry
+    # such as an editable install's path hook, a missing optional file) fails or is caught, so it is no dep
+    if not write and not os.path.isfile(path):
+        return
     if write or rel not in _opens:
         _opens[rel] = "w" if write else _opens.get(rel, "r")
 

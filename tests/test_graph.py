@@ -82,6 +82,19 @@ def test_resume_key_ignores_workers_and_sees_inputs(tmp_path, monkeypatch):
     assert pipeline.resume_key(stage, raw) != key
 
 
+def test_trace_records_files_not_probes(tmp_path, monkeypatch):
+    """The audit hook records a file a stage reads or writes, not a read of a path that is no file
+    (imports probe sys.path entries such as an editable install's path hook)."""
+    from bao import trace
+    monkeypatch.setattr(trace, "_opens", {})
+    (tmp_path / "data.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    trace._hook("open", ("data.txt", "r", 0))
+    trace._hook("open", ("__editable__.pkg-0.1.finder.__path_hook__", "rb", 0))
+    trace._hook("open", ("out/new.png", None, os.O_WRONLY | os.O_CREAT))
+    assert trace._opens == {"data.txt": "r", "out/new.png": "w"}
+
+
 def check_traces(project: Path, trace_dir: Path) -> None:
     """Called by the end-to-end test: compare what each stage read, opened and wrote with dvc.yaml."""
     cwd = os.getcwd()
@@ -108,8 +121,6 @@ def check_traces(project: Path, trace_dir: Path) -> None:
             for path, mode in opens[stage].items():
                 if path in ("params.yaml", "dvc.yaml"):
                     continue
-                if path.startswith("__editable__."):  # the editable install's sys.path hook entry, probed by
-                    continue                           # imports made inside a stage's run(): not a file
                 # atomic writes go through <out>.partial/ and .<name>.<random>.tmp beside the target
                 name = Path(path.replace(".partial/", "/").replace(".partial", ""))
                 if name.name.startswith(".") and name.name.endswith(".tmp"):

@@ -98,26 +98,33 @@ def summarise(chosen: dict[int, dict]) -> dict:
         se = ds / math.sqrt(len(d)) if len(d) > 1 else float("nan")
         out["rows"][name] = {"transcam": t, "bao": b, "lead": d, "transcam_mean": tm, "transcam_sd": ts,
                              "bao_mean": bm, "bao_sd": bs, "lead_mean": dm, "lead_sd": ds,
-                             "lead_exceeds_spread": bool(len(d) > 1 and abs(dm) > 2 * se),
+                             # BAO ahead (lead) or behind (deficit) by more than two standard errors
+                             "lead_exceeds_spread": bool(len(d) > 1 and dm > 2 * se),
+                             "deficit_exceeds_spread": bool(len(d) > 1 and -dm > 2 * se),
                              "bao_ahead_in": sum(x > 0 for x in d)}
     return out
+
+
+def verdict(r: dict) -> str:
+    return "BAO ahead" if r["lead_exceeds_spread"] else "TransCAM ahead" if r["deficit_exceeds_spread"] else "no"
 
 
 def table(s: dict) -> str:
     n = len(s["seeds"])
     lines = [f"mIoU % over base.seed = {', '.join(map(str, s['seeds']))} (n = {n}; mean ± sd):", "",
-             "| | TransCAM | BAO | BAO − TransCAM | BAO ahead | lead beyond the spread |",
+             "| | TransCAM | BAO | BAO − TransCAM | BAO ahead | beyond the spread |",
              "|---|---|---|---|---|---|"]
     names = {"seed": "Seed (TransCAM at its best threshold; BAO threshold-free)", "mask": "Mask (TransCAM: PSA + CRF; BAO: CRF)",
              "val": "DeepLab val"}
     for k, r in s["rows"].items():
         lines.append(f"| {names[k]} | {r['transcam_mean']:.1f} ± {r['transcam_sd']:.1f} | {r['bao_mean']:.1f} ± "
                      f"{r['bao_sd']:.1f} | {r['lead_mean']:+.1f} ± {r['lead_sd']:.1f} | {r['bao_ahead_in']}/{n} | "
-                     f"{'yes' if r['lead_exceeds_spread'] else 'no'} |")
+                     f"{verdict(r)} |")
     lines += ["", "Per seed (TransCAM / BAO): " + "; ".join(
         f"{seed}: " + ", ".join(f"{k} {r['transcam'][i]:.1f}/{r['bao'][i]:.1f}" for k, r in s["rows"].items())
         for i, seed in enumerate(s["seeds"])),
-        "", "'lead beyond the spread': the mean paired difference exceeds two standard errors of the differences."]
+        "", "'beyond the spread': whether the mean paired difference exceeds two standard errors of the "
+        "differences, and for whom ('BAO ahead', 'TransCAM ahead') or 'no'."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 """BAO vs TransCAM over several values of ``base.seed``: mean ± sd of the headline comparisons, from
 the DVC experiments that ran them (README "Variance over seeds").
 
-    dvc exp run --queue -S 'base.seed=range(0,5)'     # one experiment per seed (data and training)
+    dvc exp run --queue -S 'base.seed=range(1,5)' evaluate evaluate_transcam   # seeds 1-4 (0: the commit)
     dvc queue start -j 1                              # then wait: dvc queue status
     python scripts/seed_variance.py                   # -> metrics/seed_variance.{json,md}
 
@@ -10,8 +10,8 @@ commit they were queued on; later commits that only touch docs have none), with 
 of it whose params differ from the commit's only in ``base.seed`` (one per seed; the newest when a
 seed ran twice); the commit itself is one more seed. On mini-VOC ``base.seed`` also
 draws the dataset, so the spread covers data and training. The lead of BAO over TransCAM is given per
-seed, as mean ± sd, and is said to exceed the spread when its mean is more than two standard errors
-of the per-seed differences (a paired comparison).
+seed, as mean ± sd, and is said to exceed the spread (in BAO's favour or TransCAM's) when its mean is
+more than two standard errors of the per-seed differences (a paired comparison).
 """
 from __future__ import annotations
 

@@ -10,3 +10,7 @@ CONFORMERS: dict[str, dict] = {
     "conformer_mini": dict(stem_channels=16, base_channel=16, channel_ratio=2, embed_dim=96, depth=6, num_heads=3,
                            mlp_ratio=2),
 }
+
+# PSA's ResNet-38d by name -> channel divisor (bao.models.resnet38): AffinityNet (psa.arch) and
+# MCTformer's resnet38_seg (deeplab.backbone); resnet38d_mini has an eighth of the channels, for mini-VOC
+RESNET38: dict[str, int] = {"resnet38d": 1, "resnet38d_mini": 8}

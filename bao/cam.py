@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
 
 
 def host(t: torch.Tensor) -> torch.Tensor:
@@ -64,9 +64,10 @@ def minmax_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> normalised float CHW (ImageNet mean/std on [0, 1] RGB)."""
-    x = (image.astype(np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+    """uint8 HxWx3 -> normalised float32 CHW (ImageNet mean/std on [0, 1] RGB), computed in float64 and
+    rounded once, as TransCAM's and the release's ``imutils.Normalize`` (tool/imutils.py l.202-216)."""
+    x = (image / 255.0 - MEAN.astype(np.float64)) / STD.astype(np.float64)
+    return torch.from_numpy(x.astype(np.float32).transpose(2, 0, 1).copy())
 
 
 def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
@@ -81,7 +82,8 @@ def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
 @torch.no_grad()
 def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, device) -> torch.Tensor:
     """Sum over scales (x flip) of ``fn(batch) -> (B, K, h, w)``, each pass upsampled bilinearly to
-    the image size and flipped back. The original and flipped view of a scale run as one batch.
+    the image size and flipped back, added one pass at a time (scale 1, its flip, scale 2, ...). The
+    original and flipped view of a scale run as one batch.
     Returns a (K, H, W) float32 CPU tensor."""
     h, w = image.shape[:2]
     pil = Image.fromarray(image)
@@ -94,8 +96,9 @@ def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, de
         maps = fn(x.to(device)).float()
         maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
         if flip:
-            maps = maps[:1] + maps[1:].flip(-1)
-        total = maps[0] if total is None else total + maps[0]
+            maps = torch.stack([maps[0], maps[1].flip(-1)])
+        for m in maps:  # pass by pass, in the released code's order (np.sum over its list of passes)
+            total = m if total is None else total + m
     return host(total)
 
 

@@ -15,7 +15,7 @@ from typing import Literal, Optional
 
 import yaml
 
-from bao.archs import CONFORMERS
+from bao.archs import CONFORMERS, RESNET38
 from bao.errors import ParamsError
 
 _READS: set[str] | None = None  # dotted keys read since record_reads(); None: not recording
@@ -224,6 +224,9 @@ class Cams(Section):
 @dataclass
 class Bao(Optim):
     update: Literal["share", "ema", "share+ema", "amn"] = "share+ema"
+    head: Literal["classifier_x", "amn_aspp"] = "classifier_x"  # the AM classifier (bao.method.BAONet)
+    target_mode: Literal["train", "eval"] = "train"  # the target's forward mode (the release: train)
+    ignore_padding: bool = False  # ignore the crop's zero padding in L_pcl (the release: false)
     label_smoothing: float = 0.4  # AMN --eps
     refine_am: bool = True  # refine the activation map by the attention (docs/method.md §3.2)
     head_lr_mult: float = 1.0
@@ -245,6 +248,8 @@ class Bao(Optim):
 @dataclass
 class Ema(Section):
     tau: float  # tau_base of the cosine schedule (BYOL); paper 0.9995
+    span: Literal["epoch", "run"]  # the cosine over each epoch, restarting (the release) or over the run
+    averages: Literal["params", "params+buffers"]  # what EMA averages (the release: params)
     share_epochs: int  # share+ema: epochs of Share before EMA (paper: 1)
 
     def check(self, p):
@@ -255,7 +260,7 @@ class Ema(Section):
 
 @dataclass
 class Seeds(Section):
-    combine: Literal["am", "cam", "mean", "am_bg"]
+    combine: Literal["camsfg_ambg", "am", "cam", "mean", "am_bg"]
 
 
 @dataclass
@@ -277,11 +282,16 @@ class LabelCrf(Crf):
     """The pseudo-label CRF: unary from hard labels (gt_prob) or from the seed scores."""
     unary: Literal["labels", "scores"] = "labels"
     gt_prob: float = 0.7
+    # labels unary: the CRF's label count, all of 0..n_labels-1 (the release: crf_inference_label's
+    # default 91, tool/imutils.py l.274) | null: the classes present in the seed only (IRN)
+    n_labels: Optional[int] = None
 
     def check(self, p):
         super().check(p)
         if not 0 < self.gt_prob < 1:
             raise ParamsError(f"{p}.gt_prob: must be in (0, 1), got {self.gt_prob}")
+        if self.n_labels is not None and self.n_labels < 21:
+            raise ParamsError(f"{p}.n_labels: must be null or >= 21 (every VOC class), got {self.n_labels}")
 
 
 @dataclass
@@ -339,17 +349,27 @@ class Psa(Section):
         _positive(f"{p}.momentum", self.momentum, allow_zero=True)
         if len(self.color_jitter) != 4:
             raise ParamsError(f"{p}.color_jitter: needs 4 values (b, c, s, h), got {self.color_jitter}")
-        known = ("conv1a", "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2")
-        for k in self.frozen:
-            if k not in known:
-                raise ParamsError(f"{p}.frozen: unknown layer {k!r} (one of {', '.join(known)})")
+        _check_frozen(p, self.frozen)
+
+
+RESNET38_EARLY = ("conv1a", "b2", "b2_1", "b2_2", "b3", "b3_1", "b3_2")  # layers that may be kept frozen
+
+
+def _check_frozen(p: str, frozen: list[str]) -> None:
+    for k in frozen:
+        if k not in RESNET38_EARLY:
+            raise ParamsError(f"{p}.frozen: unknown layer {k!r} (one of {', '.join(RESNET38_EARLY)})")
 
 
 @dataclass
 class DeepLab(Section):
-    arch: Literal["deeplabv2", "deeplabv3plus"]
-    backbone: str  # resnet101_msra (DeepLab-v2's own ResNet-101) or a timm name
-    pretrained: Optional[str]  # ImageNet weights: null (random init) | path | https URL | gdrive://<id>
+    """The segmentation network and its training: MCTformer's resnet38_seg (the release) or DeepLab."""
+    arch: Literal["resnet38_seg", "deeplabv2", "deeplabv3plus"]
+    # resnet38_seg: resnet38d | resnet38d_mini; deeplab*: resnet101_msra (DeepLab-v2's ResNet-101) or a timm name
+    backbone: str
+    # ImageNet weights (deeplab* only; resnet38_seg starts from psa.pretrained's ResNet-38, staged by
+    # get_resnet38_weights): null (random init) | path | https URL | gdrive://<id>
+    pretrained: Optional[str]
     pretrained_md5: Optional[str]
     output_stride: int
     crop_size: int
@@ -362,10 +382,24 @@ class DeepLab(Section):
     weight_decay: float
     poly_power: float
     freeze_bn: bool
+    frozen: list[str]  # resnet38_seg: layers kept at their ImageNet weights (MCTformer: conv1a)
+    scale_per: Literal["image", "batch"]  # one random scale per image | per batch (MCTformer)
+    pad_label: int  # the label of the crop's padding: 255 (ignored) | 0 (background, MCTformer's crop)
     checkpoint_every: int
     log_every: int
 
     def check(self, p):
+        if self.arch == "resnet38_seg":
+            if self.backbone not in RESNET38:
+                raise ParamsError(f"{p}.backbone: resnet38_seg needs one of {sorted(RESNET38)}, got {self.backbone!r}")
+            if self.pretrained:
+                raise ParamsError(f"{p}.pretrained: resnet38_seg starts from psa.pretrained's ImageNet ResNet-38 "
+                                  "(get_resnet38_weights); set deeplab.pretrained to null")
+        elif self.frozen:
+            raise ParamsError(f"{p}.frozen: only resnet38_seg keeps layers frozen, got {self.frozen} for {self.arch}")
+        _check_frozen(p, self.frozen)
+        if self.pad_label not in (0, 255):
+            raise ParamsError(f"{p}.pad_label: must be 255 (ignored) or 0 (background), got {self.pad_label}")
         if self.output_stride not in (8, 16):
             raise ParamsError(f"{p}.output_stride: must be 8 or 16, got {self.output_stride}")
         for k in ("crop_size", "batch_size", "iterations", "lr", "checkpoint_every", "log_every"):
@@ -379,6 +413,7 @@ class Evaluate(Section):
     split: str
     scales: list[float]
     flip: bool
+    combine: Literal["max_softmax", "mean_logits"]  # passes: max of softmaxes (MCTformer) | mean of logits
     use_crf: bool
     crf: Crf
 

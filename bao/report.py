@@ -138,8 +138,10 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
     save_fig(fig, path)
 
 
-COMBINE_NAMES = {"am": "activation map alone", "cam": "eq. 6 on the refined CAM",
-                 "mean": "mean of normalised fg channels, bg from AM", "am_bg": "[AM background, refined CAM foreground]"}
+COMBINE_NAMES = {"camsfg_ambg": "the release: [AM background logit, refined CAM foreground], min-max",
+                 "am": "activation map alone", "cam": "eq. 6 on the refined CAM",
+                 "mean": "mean of normalised fg channels, bg from AM",
+                 "am_bg": "[AM background softmax, refined CAM foreground]"}
 
 
 def seed_ablation_markdown(path: str | Path, chosen: str) -> str:

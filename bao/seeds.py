@@ -18,9 +18,13 @@ def load_target(params, folder, device) -> BAONet:
     return load_trained(build_bao(params), folder, device)
 
 
+def passes(cams_cfg) -> int:
+    return len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)
+
+
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
-    """The target's activation map (21, H, W; logits averaged over passes) and its refined foreground
-    CAM (20, H, W; summed over passes, as TransCAM's inference) of one image, on the CPU."""
+    """The target's refined activation map (21, H, W) and refined foreground CAM (20, H, W) of one
+    image, each summed over the passes (as TransCAM's and the release's inference), on the CPU."""
     y = torch.from_numpy(label)
 
     def fn(x):
@@ -29,23 +33,22 @@ def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp
         return torch.cat([out["am"].float(), out["cam_refined"]], dim=1)
 
     maps = multi_scale(fn, image, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
-    passes = len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)
-    return maps[:NUM_CLASSES] / passes, maps[NUM_CLASSES:]
+    return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
 
 
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
     """(21, H, W) seed scores of one image; the seed is their argmax."""
     am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
-    return combine_seed_scores(am, cam, torch.from_numpy(label), combine)
+    return combine_seed_scores(am, cam, torch.from_numpy(label), combine, passes(cams_cfg))
 
 
 def rule_confusions(am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: np.ndarray,
-                    rules) -> dict[str, ConfusionMatrix]:
+                    rules, n_passes: int) -> dict[str, ConfusionMatrix]:
     """Per-rule confusion matrices of one image's seeds against its ground truth."""
     out = {}
     for c in rules:
         out[c] = ConfusionMatrix(NUM_CLASSES)
-        out[c].update(seed_labels(combine_seed_scores(am, cam, torch.from_numpy(label), c)), gt)
+        out[c].update(seed_labels(combine_seed_scores(am, cam, torch.from_numpy(label), c, n_passes)), gt)
     return out
 
 
@@ -61,7 +64,8 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
         image = ds.load_image(image_id)
         label = ds.label(image_id)
         am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
-        for c, cm in rule_confusions(am, cam, label, ds.load_mask(image_id, image.shape[:2]), combines).items():
+        gt = ds.load_mask(image_id, image.shape[:2])
+        for c, cm in rule_confusions(am, cam, label, gt, combines, passes(cams_cfg)).items():
             total[c].merge(cm)
     model.train(was_training)
     return total

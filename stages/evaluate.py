@@ -2,9 +2,11 @@
 
     python stages/evaluate.py {bao,transcam}
 
-Multi-scale (``evaluate.scales``) + flip: logits upsampled to the image and averaged, softmax, then
-a dense CRF from the probabilities (``evaluate.crf``, 1 iteration as the DeepLab test's dense_crf)
-and argmax; each step switchable. Outputs ``predictions/<source>/<split>/<id>.png`` and the metrics
+Multi-scale (``evaluate.scales``) and optionally flipped passes, each upsampled to the image, combined
+as ``evaluate.combine``: ``max_softmax``, the element-wise max of each pass's softmax (MCTformer's
+seg/infer_seg.py l.91-98, the release's), or ``mean_logits``, the softmax of the averaged logits (the
+DeepLab test); then a dense CRF from the probabilities (``evaluate.crf``; MCTformer's crf_inference_inf:
+10 iterations, Gaussian 4/3, bilateral 83/5/3) and argmax; each step switchable. Outputs ``predictions/<source>/<split>/<id>.png`` and the metrics
 (mIoU, pixel accuracy, per-class IoU): ``metrics/segmentation.json`` (bao) or
 ``metrics/transcam_segmentation.json``. For bao also ``metrics/segmentation_iou.csv``,
 ``plots/confusion.png`` and, when the split list ``test`` has images,
@@ -43,7 +45,7 @@ STAGES = {"bao": "evaluate", "transcam": "evaluate_transcam"}
 def predict(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
     h, w = image.shape[:2]
     pil = Image.fromarray(image)
-    total = 0
+    total = None
     for s in cfg.scales:
         size = (max(16, round(w * s)), max(16, round(h * s)))
         x = to_tensor(np.asarray(pil.resize(size, Image.BILINEAR)))[None]
@@ -53,9 +55,15 @@ def predict(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
             logits = model(x.to(device)).float()
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         if cfg.flip:
-            logits = logits[:1] + logits[1:].flip(-1)
-        total = total + host(logits[0])
-    prob = (total / (len(cfg.scales) * (2 if cfg.flip else 1))).softmax(0).numpy()
+            logits = torch.cat([logits[:1], logits[1:].flip(-1)])
+        for z in host(logits):
+            if cfg.combine == "max_softmax":
+                z = z.softmax(0)
+                total = z if total is None else torch.maximum(total, z)
+            else:
+                total = z if total is None else total + z
+    n = len(cfg.scales) * (2 if cfg.flip else 1)
+    prob = total.numpy() if cfg.combine == "max_softmax" else (total / n).softmax(0).numpy()
     if cfg.use_crf:
         return crf_probs(image, prob, KEYS, cfg.crf)
     return prob.argmax(0).astype(np.uint8)

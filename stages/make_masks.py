@@ -48,7 +48,10 @@ def make_work(params, source, out_dir):
     def work(image_id):
         image = ds.load_image(image_id)
         lab, scored = seed(image_id)
-        mask = crf_labels(image, lab, crf) if crf.unary == "labels" else crf_probs(image, scored[1], scored[0], crf)
+        if crf.unary == "labels":  # the release: crf_inference_label(img, seed) with n_labels 91 (infer_bao.py l.108)
+            mask = crf_labels(image, lab, crf, n_labels=crf.n_labels)
+        else:
+            mask = crf_probs(image, scored[1], scored[0], crf)
         save_label_png(out_dir / f"{image_id}.png", mask)
 
     return work

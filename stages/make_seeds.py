@@ -20,7 +20,7 @@ from bao.method import COMBINES, combine_seed_scores, seed_labels
 from bao.metrics import ConfusionMatrix
 from bao.pipeline import paths
 from bao.runtime import amp_context, select_device
-from bao.seeds import load_target, rule_confusions, seed_confusions, seed_maps
+from bao.seeds import load_target, passes, rule_confusions, seed_confusions, seed_maps
 from bao.stage import main
 from bao.workers import map_split
 
@@ -37,20 +37,21 @@ def make_work(params, out_dir):
     scored_ids = set(scored.ids)
     keep_scores = params.masks.crf.unary == "scores"
     combine = params.seeds.combine
+    n_passes = passes(params.cams)
 
     @torch.no_grad()
     def work(image_id):
         image = ds.load_image(image_id)
         label = ds.label(image_id)
         am, cam = seed_maps(model, image, label, params.cams, device, amp)
-        scores = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
+        scores = combine_seed_scores(am, cam, torch.from_numpy(label), combine, n_passes)
         if keep_scores:
             keys = np.r_[0, np.flatnonzero(label) + 1]
             save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8),
                      scores=scores[keys].clamp(min=0).numpy().astype(np.float16))
         save_label_png(out_dir / f"{image_id}.png", seed_labels(scores))
         if image_id in scored_ids:  # the ablation, from the maps already computed
-            return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), COMBINES)
+            return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), COMBINES, n_passes)
         return None
 
     return work

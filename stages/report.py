@@ -51,8 +51,8 @@ def run(params):
     write_table(df, M.table1_md, M.table1_csv, note, extra)
     tc = json.loads(Path(M.transcam_seed).read_text())
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
-    # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the paper's am_bg)
-    other = "cam" if params.seeds.combine == "am_bg" else "am_bg"
+    # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the release's camsfg_ambg)
+    other = "cam" if params.seeds.combine != "cam" else "camsfg_ambg"
     figure4({v: Path(M.bao) / f"{v}.csv" for v in VARIANTS}, tc["miou"], F.figure4, params.seeds.combine, other)
     threshold_figure(M.transcam_threshold, bao_seed, F.threshold)
 

@@ -2,9 +2,10 @@
 
     python stages/train_bao.py {amn,share,ema,share+ema}
 
-Both networks start from the TransCAM checkpoint. Per step: the target (eval mode, no gradients,
-same augmented crop) gives threshold-free pseudo-labels p_t (eq. 6); the online model is trained with
-L = L_cls + L_pcl (eq. 8); then the target is updated (Share / EMA with a cosine tau / Share then EMA).
+Both networks start from the TransCAM checkpoint. Per step: the target (no gradients, in
+``bao.target_mode``: the release's train mode by default, same augmented crop) gives threshold-free
+pseudo-labels p_t (eq. 6); the online model is trained with L = L_cls + L_pcl (eq. 8); then the target
+is updated (Share / EMA with a cosine tau over ``ema.span`` / Share then EMA; i2mond/BAO train_bao.py).
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
 After every epoch (and at epoch 0) the target's seed mIoU on VOC train is logged for every readout of
 ``bao.method.COMBINES`` (Figure 4). Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
@@ -23,8 +24,8 @@ from bao.classes import IGNORE
 from bao.data import VOCDataset
 from bao.data.transforms import TrainCrops
 from bao.io import load_label_png, write_text
-from bao.method import (COMBINES, VARIANTS, build_bao, cls_loss, cosine_tau, ema_update, pcl_loss, pseudo_labels,
-                        share, update_mode)
+from bao.method import (COMBINES, VARIANTS, build_bao, cls_loss, ema_tau, ema_update, pcl_loss, pseudo_labels, share,
+                        update_mode)
 from bao.models.weights import MODEL_FILE, safe_load, save_trained
 from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
@@ -57,7 +58,9 @@ def run(params, variant: str):
     online.backbone.load_state_dict(safe_load(Path(P.transcam) / MODEL_FILE))
     target = None
     if variant != "amn":
-        target = copy.deepcopy(online).to(rt.device).eval().requires_grad_(False)
+        # the release never calls model_t.eval() (train_bao.py l.82-111): BatchNorm on batch statistics
+        # (and updating its own running statistics), drop-path on; bao.target_mode: eval turns both off
+        target = copy.deepcopy(online).to(rt.device).train(cfg.target_mode == "train").requires_grad_(False)
     model = rt.wrap(online)
     net = unwrap(model)
     # TransCAM's optimiser (the paper keeps TransCAM's hyper-parameters); AMN's new layers may get a
@@ -65,7 +68,8 @@ def run(params, variant: str):
     opt = torch.optim.AdamW([{"params": list(net.backbone.parameters()), "lr": cfg.lr},
                              {"params": net.new_parameters(), "lr": cfg.lr * cfg.head_lr_mult}],
                             lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
-    total = len(ds) // cfg.batch_size * cfg.epochs
+    steps_per_epoch = len(ds) // cfg.batch_size  # drop_last, as batch_indices
+    total = steps_per_epoch * cfg.epochs
 
     def step(batch):
         x = batch["image"].to(rt.device, non_blocking=True)
@@ -78,9 +82,10 @@ def run(params, variant: str):
             with torch.no_grad(), rt.amp():
                 t = target(x, y)
             p_t = pseudo_labels(t["cam_refined"], y)  # eq. 6, argmax, no threshold
-        else:
+            if cfg.ignore_padding:  # the release labels and counts the crop's zero padding like any cell
+                p_t = p_t.masked_fill(feature_labels(valid.long(), grid) == 0, IGNORE)
+        else:  # the AMN labels mark the padding 255 themselves
             p_t = feature_labels(batch["extra"].to(rt.device), grid)
-        p_t = p_t.masked_fill(feature_labels(valid.long(), grid) == 0, IGNORE)  # crop padding
         l_cls = cls_loss(out, y)
         l_pcl = pcl_loss(out["am"], p_t, cfg.label_smoothing)
         # eq. 8; the amn baseline is AMN's own loss, L_pcl alone (docs/method.md §4)
@@ -96,7 +101,9 @@ def run(params, variant: str):
         if mode == "share":
             share(target, net)
         elif mode == "ema":
-            ema_update(target, net, cosine_tau(global_step, total, params.ema.tau))
+            e = params.ema
+            batch = global_step - 1 - epoch * steps_per_epoch  # 0-based within the epoch
+            ema_update(target, net, ema_tau(global_step, batch, steps_per_epoch, total, e.tau, e.span), e.averages)
 
     c = params.cams
     full = SimpleNamespace(scales=c.scales, flip=c.flip, keep_aspect=c.keep_aspect)

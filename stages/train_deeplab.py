@@ -1,11 +1,13 @@
-"""Stage train_deeplab@<source>: DeepLab on the masks of train_aug (docs/method.md §5).
+"""Stage train_deeplab@<source>: the segmentation network on the masks of train_aug (docs/method.md §5).
 
     python stages/train_deeplab.py {bao,transcam}
 
 ``bao``: the BAO masks (Table 1's BAO row); ``transcam``: the TransCAM masks (its row's val).
+``deeplab.arch``: MCTformer's resnet38_seg (the release's segmentation: seg/train_seg.py, run_seg.sh),
+from psa.pretrained's ImageNet ResNet-38, or DeepLab-v2/v3+ from deeplab.pretrained.
 
 SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay, frozen BatchNorm
-(paper setting), cross-entropy with 255 ignored. Training runs whole passes over train_aug until
+(paper setting) and ``deeplab.frozen`` layers, cross-entropy with 255 ignored. Training runs whole passes over train_aug until
 ``deeplab.iterations`` steps (rounded up to a whole pass); the loss is logged every ``log_every``
 steps. Outputs ``<paths.deeplab>/<source>/model.pt`` and ``metrics/train_deeplab/<source>.csv``.
 """
@@ -37,11 +39,19 @@ def run(params, source):
     d = params.deeplab
     ds = VOCDataset(P.data, "train_aug", masks=None)
     masks = Path(P.masks) / source
-    crops = SegCrops(ds, lambda i: load_label_png(masks / f"{i}.png"), d.crop_size, d.scale_range, rt.seed)
-    net = build_deeplab(d, imagenet=staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained"))
+    crops = SegCrops(ds, lambda i: load_label_png(masks / f"{i}.png"), d.crop_size, d.scale_range, rt.seed,
+                     d.scale_per, d.batch_size, d.pad_label)
+    seg38 = d.arch == "resnet38_seg"
+    if seg38:  # MCTformer initialises from the ImageNet ResNet-38 (train_seg.py l.53-54, strict=False)
+        imagenet = staged(P.pretrained.resnet38, params.psa.pretrained, "psa.pretrained")
+    else:
+        imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
+    net = build_deeplab(d, imagenet=imagenet)
+    for name in d.frozen:  # resnet38d.py not_training: conv1a keeps its ImageNet weights
+        getattr(net, name).requires_grad_(False)
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
-    backbone = [p for p in net.parameters() if id(p) not in head_ids]
+    backbone = [p for p in net.parameters() if id(p) not in head_ids and p.requires_grad]
     model = rt.wrap(net)
     opt = torch.optim.SGD([{"params": backbone, "lr": d.lr}, {"params": head, "lr": d.lr * d.head_lr_mult}],
                           lr=d.lr, momentum=d.momentum, weight_decay=d.weight_decay)
@@ -69,7 +79,8 @@ def run(params, source):
     def after_step(global_step, epoch):
         if global_step % d.log_every == 0 or global_step == 1:
             log.rows.append({"step": global_step, **last})
-        factor = (1 - global_step / (total + 1)) ** d.poly_power  # poly, as deeplab/train_deeplab.py
+        # poly: deeplab/train_deeplab.py divides by max_iter + 1; MCTformer's PolyOptimizer_cls by max_step
+        factor = (1 - global_step / (total if seg38 else total + 1)) ** d.poly_power
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 

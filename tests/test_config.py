@@ -55,7 +55,21 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
     compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["+experiment=paper"])
     p = parse_params(yaml.safe_load(out.read_text()))
     assert (p.data.source, p.model.arch, p.ema.tau, p.cams.scales) == ("voc", "conformer_s", 0.9995, [256, 512, 768])
-    assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512 and p.deeplab.backbone == "resnet101_msra"
+    assert p.transcam.lr == 5e-5 and p.transcam.augment.crop_size == 512
+    # the release's choices (i2mond/BAO), named in conf/experiment/paper.yaml
+    assert (p.bao.head, p.bao.target_mode, p.bao.ignore_padding, p.bao.lr, p.bao.head_lr_mult) == (
+        "classifier_x", "train", False, 5e-5, 1.0)
+    assert (p.ema.span, p.ema.averages, p.ema.share_epochs) == ("epoch", "params", 1)
+    assert (p.seeds.combine, p.masks.crf.unary, p.masks.crf.n_labels) == ("camsfg_ambg", "labels", 91)
+    # segmentation as MCTformer's seg/ trains it (run_seg.sh: batch 4, 30 epochs, crop 321, lr 7e-4)
+    d = p.deeplab
+    assert (d.arch, d.backbone, d.crop_size, d.batch_size, d.iterations, d.lr, d.head_lr_mult) == (
+        "resnet38_seg", "resnet38d", 321, 4, 30 * (10582 // 4), 7e-4, 10.0)
+    assert (d.momentum, d.weight_decay, d.freeze_bn, d.frozen, d.scale_range, d.scale_per, d.pad_label) == (
+        1e-5, 0.0, True, ["conv1a"], [0.7, 1.3], "batch", 0)
+    assert (p.evaluate.scales, p.evaluate.flip, p.evaluate.combine) == ([0.5, 0.75, 1.0, 1.25, 1.5], False, "max_softmax")
+    assert (p.evaluate.crf.gauss_sxy, p.evaluate.crf.bilateral_sxy, p.evaluate.crf.bilateral_srgb,
+            p.evaluate.crf.bilateral_compat, p.evaluate.crf.iterations) == (4, 83, 5, 3, 10)
 
 
 # what a rehearsal may change in the paper setting: counts (epochs, iterations, batch sizes, logging),

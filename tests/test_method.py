@@ -37,7 +37,7 @@ def test_eq6_by_hand():
     s = eq6_scores(cam, label)
     bg = 1 - torch.tensor([max(1.0, 0.0), max(0.5, 1.0)])  # eq. 6 over present classes only
     assert torch.allclose(s[0, 0, 0], bg, atol=1e-4)
-    assert torch.isinf(s[0, 2]).all() and (s[0, 2] < 0).all()  # absent class excluded
+    assert (s[0, 2] == 0).all()  # absent class: zeroed by the label, as the release (never the argmax)
     assert pseudo_labels(cam, label).tolist() == [[[1, 3]]]
     # a weak foreground loses to the background: no threshold, the argmax decides
     cam[0, 0] = torch.tensor([[4.0, 1.0]])
@@ -95,7 +95,10 @@ def test_combine_seed_scores():
     for combine in COMBINES:
         s = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
         assert s.shape == (21, 1, 2)
-        assert torch.isinf(s[1]).all()  # absent class
+        if combine == "camsfg_ambg":
+            assert (s[1] == -1).all()  # absent class: the release's all-zero channel, normalised to -1
+        else:
+            assert torch.isinf(s[1]).all()  # absent class
         assert s.argmax(0).tolist() == [[0, 4]], combine
 
 
@@ -135,7 +138,7 @@ def test_am_branch_is_amns():
     from bao.models import create_model
     from bao.models.deeplab import ASPPv2
 
-    net = BAONet(create_model("conformer_mini", num_classes=21))
+    net = BAONet(create_model("conformer_mini", num_classes=21), head="amn_aspp")
     drop, aspp = net.am_head
     assert isinstance(drop, nn.Dropout) and drop.p == 0.1 and isinstance(aspp, ASPPv2)
     assert [b.dilation[0] for b in aspp.branches] == [6, 12, 18, 24]
@@ -160,3 +163,49 @@ def test_seed_labels_are_argmax_with_first_max_on_ties():
     assert got.tolist() == [[0, 1], [0, 0]]  # ties go to the first channel (background), as argmax
     many = torch.randint(0, 3, (21, 33, 47)).float()
     assert np.array_equal(seed_labels(many), many.argmax(0).numpy())
+
+
+def test_am_head_is_the_releases_by_default():
+    """i2mond/BAO network/conformer.py: classifier_x = Conv2d(C, 21, 3, padding=1), Kaiming fan-out, its
+    bias at PyTorch's default; label_enc = Linear(20, C), truncated normal std 0.02, bias 0."""
+    import torch.nn as nn
+
+    from bao.method import BAONet
+    from bao.models import create_model
+
+    torch.manual_seed(0)
+    net = BAONet(create_model("conformer_mini", num_classes=21))
+    c = net.backbone.out_channels
+    assert isinstance(net.am_head, nn.Conv2d) and net.am_head.kernel_size == (3, 3) and net.am_head.padding == (1, 1)
+    assert net.am_head.out_channels == 21
+    fan_out = 21 * 9
+    assert net.am_head.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+    bound = 1 / (c * 9) ** 0.5  # PyTorch's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert net.am_head.bias.abs().max() <= bound and net.am_head.bias.abs().max() > 0
+    assert (net.label_enc.bias == 0).all()
+    assert net.label_enc.weight.std().item() == pytest.approx(0.02, rel=0.15)  # timm truncates at +-2 (absolute)
+    with pytest.raises(ValueError, match="bao.head"):
+        BAONet(create_model("conformer_mini", num_classes=21), head="aspp")
+
+
+def test_ema_tau_spans():
+    """epoch: the cosine over one epoch's steps, indexed by the batch within the epoch (restarting);
+    run: one cosine over all steps."""
+    from bao.method import ema_tau
+
+    assert ema_tau(11, 0, 10, 30, 0.9995, "epoch") == pytest.approx(0.9995)
+    assert ema_tau(21, 0, 10, 30, 0.9995, "epoch") == pytest.approx(0.9995)
+    assert ema_tau(15, 4, 10, 30, 0.9995, "epoch") == pytest.approx(cosine_tau(4, 10, 0.9995))
+    assert ema_tau(15, 4, 10, 30, 0.9995, "run") == pytest.approx(cosine_tau(15, 30, 0.9995))
+    with pytest.raises(ValueError, match="ema.span"):
+        ema_tau(1, 0, 10, 30, 0.9, "step")
+
+
+def test_ema_of_parameters_leaves_buffers():
+    t, o = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        o.weight.copy_(torch.tensor([3.0, 5.0]))
+        o.running_mean.copy_(torch.tensor([1.0, 1.0]))
+    ema_update(t, o, 0.5, "params")
+    assert torch.allclose(t.weight, torch.tensor([2.0, 3.0]))
+    assert torch.equal(t.running_mean, torch.zeros(2))

@@ -194,3 +194,80 @@ def test_released_transcam_checkpoint_loads_key_for_key(tmp_path):
     assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
     with pytest.raises(CheckpointError, match="does not fit"):
         load_released_transcam(create_model("conformer_ti", num_classes=21), tmp_path / "t.pth")
+
+
+def test_resnet38_seg_mini_forward_backward():
+    """MCTformer's resnet38_seg: ResNet-38d conv6 -> 3x3 dilated conv to 512 (ReLU) -> 3x3 dilated conv to
+    the classes, logits upsampled to the input; the fc8 layers are the 10x-lr head."""
+    from types import SimpleNamespace
+
+    from bao.models.deeplab import build_deeplab
+
+    cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
+    net = build_deeplab(cfg)
+    y = net(torch.randn(2, 3, 64, 80))
+    assert y.shape == (2, 21, 64, 80)
+    y.mean().backward()
+    c1, c2 = net.head_modules()
+    assert (c1.in_channels, c1.out_channels, c2.out_channels) == (4096 // 8, 512 // 8, 21)
+    assert c1.dilation == (4, 4) and c1.padding == (4, 4) and c1.bias is not None
+    assert c1.weight.grad is not None and net.conv1a.weight.grad is not None
+
+
+def test_resnet38_seg_keys_are_mctformers():
+    """Paper size: MCTformer's key names and shapes (conv1a ... bn7 at top level, fc8_seg_conv1 4096 -> 512
+    and fc8_seg_conv2 512 -> 21, dilation 12), built on the meta device (no memory)."""
+    from bao.models.resnet38 import ResNet38Seg
+
+    with torch.device("meta"):
+        net = ResNet38Seg("resnet38d")
+    sd = net.state_dict()
+    assert tuple(sd["fc8_seg_conv1.weight"].shape) == (512, 4096, 3, 3)
+    assert tuple(sd["fc8_seg_conv2.weight"].shape) == (21, 512, 3, 3)
+    assert tuple(sd["conv1a.weight"].shape) == (64, 3, 3, 3) and tuple(sd["bn7.weight"].shape) == (4096,)
+    assert net.fc8_seg_conv1.dilation == (12, 12)
+    with pytest.raises(ValueError, match="deeplab.backbone"):
+        ResNet38Seg("resnet101_msra")
+
+
+def test_resnet38_seg_starts_from_imagenet_resnet38(tmp_path):
+    """The ImageNet ResNet-38 (a converted state_dict here; the MXNet file in tests/test_psa.py) loads into
+    the backbone key for key; the fc8 head keeps its initialisation."""
+    from types import SimpleNamespace
+
+    from bao.models.deeplab import build_deeplab
+    from bao.models.resnet38 import ResNet38d
+
+    torch.manual_seed(0)
+    imagenet = ResNet38d(8).state_dict()
+    torch.save(imagenet, tmp_path / "r38.pth")
+    cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
+    net = build_deeplab(cfg, imagenet=tmp_path / "r38.pth")
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in imagenet.items())
+    torch.save({"conv1a.weight": imagenet["conv1a.weight"]}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="deeplab.backbone"):
+        build_deeplab(cfg, imagenet=tmp_path / "bad.pth")
+
+
+def test_seg_crops_one_scale_per_batch():
+    """scale_per: batch draws one scale for the whole global batch (MCTformer get_data_from_chunk)."""
+    from bao.data.transforms import SegCrops
+    from bao.runtime import batch_indices
+
+    ds = SimpleDS(12)
+    crops = SegCrops(ds, None, 32, [0.7, 1.3], seed=3, scale_per="batch", batch_size=4)
+    crops.set_epoch(1)
+    rng = np.random.default_rng(0)
+    batches = batch_indices(12, 4, 3, 1)
+    per_batch = [{crops.scale(i, rng) for i in b} for b in batches]
+    assert all(len(s) == 1 for s in per_batch) and len({s.pop() for s in per_batch}) == 3
+    image = SegCrops(ds, None, 32, [0.7, 1.3], seed=3, scale_per="image", batch_size=4)
+    assert len({image.scale(i, np.random.default_rng(i)) for i in batches[0]}) == 4
+
+
+class SimpleDS:
+    def __init__(self, n):
+        self.ids = [str(i) for i in range(n)]
+
+    def __len__(self):
+        return len(self.ids)

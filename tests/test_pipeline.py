@@ -113,7 +113,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
     # what dvc status calls stale follows what the stages use
     params = (project / "params.yaml").read_text()
-    (project / "params.yaml").write_text(params.replace("combine: am_bg", "combine: cam"))
+    (project / "params.yaml").write_text(params.replace("combine: camsfg_ambg", "combine: cam"))
     assert stale(project) == {"make_seeds", "report"}  # the readout: no training stage
     (project / "params.yaml").write_text(params)
     conformer = project / "bao" / "models" / "conformer.py"

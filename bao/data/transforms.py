@@ -13,6 +13,7 @@ from PIL import Image
 
 from bao.cam import to_tensor
 from bao.data.voc import VOCDataset
+from bao.runtime import batch_indices
 
 
 def color_jitter(img: Image.Image, jitter, rng: np.random.Generator) -> Image.Image:
@@ -96,17 +97,38 @@ class TrainCrops(SeededCrops):
 
 
 class SegCrops(SeededCrops):
-    """Segmentation training crops: random scale, flip, crop with padding (image 0 after
-    normalisation, label 255). ``label_fn(image_id) -> HxW uint8`` gives the (pseudo-)labels."""
+    """Segmentation training crops: random scale, flip, crop with padding (image 0 after normalisation,
+    label ``pad_label``). ``label_fn(image_id) -> HxW uint8`` gives the (pseudo-)labels.
 
-    def __init__(self, ds: VOCDataset, label_fn, crop_size: int, scale_range, seed: int):
+    ``scale_per``: one scale per image, or one per batch as MCTformer's seg/tool/exutils.py
+    ``get_data_from_chunk`` (l.110); the batches are ``bao.runtime.batch_indices``' for ``batch_size``.
+    ``pad_label`` 0 is MCTformer's crop (exutils.py ``crop``: the label padded with zeros, background);
+    255 ignores the padding."""
+
+    def __init__(self, ds: VOCDataset, label_fn, crop_size: int, scale_range, seed: int, scale_per: str = "image",
+                 batch_size: int = 1, pad_label: int = 255):
         super().__init__(ds, seed)
         self.label_fn, self.crop, self.scales = label_fn, crop_size, scale_range
+        self.scale_per, self.batch_size, self.pad_label = scale_per, batch_size, pad_label
+        self.batch_of: dict[int, int] = {}
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if self.scale_per == "batch":
+            batches = batch_indices(len(self.ds), self.batch_size, self.seed, epoch)
+            self.batch_of = {i: b for b, idx in enumerate(batches) for i in idx}
+
+    def scale(self, index: int, rng: np.random.Generator) -> float:
+        if self.scale_per == "batch":  # the same draw for every image of the global batch
+            batch_rng = np.random.default_rng((self.seed, self.epoch, self.batch_of.get(index, -1), 11))
+            return float(batch_rng.uniform(*self.scales))
+        return float(rng.uniform(*self.scales))
 
     def __getitem__(self, index: int) -> dict:
         rng, image_id, img = self.sample(index)
         lab = Image.fromarray(self.label_fn(image_id))
-        s = rng.uniform(*self.scales)
+        s = self.scale(index, rng)
         size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
         img, lab = img.resize(size, Image.BILINEAR), lab.resize(size, Image.NEAREST)
         if rng.random() < 0.5:
@@ -115,7 +137,7 @@ class SegCrops(SeededCrops):
         y = torch.from_numpy(np.asarray(lab, dtype=np.int64).copy())
         _, h, w = x.shape
         out = torch.zeros(3, self.crop, self.crop)
-        tgt = torch.full((self.crop, self.crop), 255, dtype=torch.long)
+        tgt = torch.full((self.crop, self.crop), self.pad_label, dtype=torch.long)
         y0, x0 = int(rng.integers(0, max(h - self.crop, 0) + 1)), int(rng.integers(0, max(w - self.crop, 0) + 1))
         hh, ww = min(h, self.crop), min(w, self.crop)
         out[:, :hh, :ww] = x[:, y0:y0 + hh, x0:x0 + ww]

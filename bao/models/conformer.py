@@ -184,7 +184,7 @@ class Conformer(nn.Module):
         self.out_channels = c1 * 4
 
         self.conv1 = nn.Conv2d(3, stem_channels, 7, 2, 3, bias=False)
-        self.bn1 = BatchNorm(stem_channels)
+        self.bn1 = nn.BatchNorm2d(stem_channels)  # the stem's BN keeps PyTorch's eps 1e-5 (Conformer, TransCAM l.334)
         self.act1 = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.conv_1 = ConvBlock(stem_channels, c1, res_conv=True)

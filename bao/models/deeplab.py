@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bao.classes import NUM_CLASSES
+from bao.models.resnet38 import ResNet38Seg, load_resnet38_imagenet
 
 
 class ASPPv2(nn.Module):
@@ -151,9 +152,16 @@ class DeepLab(nn.Module):
         return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
 
 
-def build_deeplab(cfg, imagenet=None) -> DeepLab:
-    """The DeepLab of the ``deeplab`` params section; ``imagenet``: a staged ImageNet checkpoint of its
-    backbone (``deeplab.pretrained``, fetched by get_deeplab_weights), else random init."""
+def build_deeplab(cfg, imagenet=None) -> nn.Module:
+    """The segmentation network of the ``deeplab`` params section: DeepLab-v2/v3+ or MCTformer's
+    ``resnet38_seg`` (bao.models.resnet38.ResNet38Seg; ``deeplab.backbone`` resnet38d | resnet38d_mini).
+    ``imagenet``: a staged ImageNet checkpoint of its backbone (get_deeplab_weights; for resnet38_seg
+    the ResNet-38 of get_resnet38_weights), else random init. Every model has ``head_modules()``."""
+    if cfg.arch == "resnet38_seg":
+        model = ResNet38Seg(cfg.backbone, NUM_CLASSES)
+        if imagenet is not None:
+            load_resnet38_imagenet(model, imagenet, "deeplab.backbone")
+        return model
     model = DeepLab(cfg.arch, cfg.backbone, NUM_CLASSES, cfg.output_stride)
     if imagenet is not None:
         load_imagenet_backbone(model, imagenet)

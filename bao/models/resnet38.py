@@ -15,9 +15,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bao.archs import RESNET38
 from bao.errors import CheckpointError
 
-ARCHS = {"resnet38d": 1, "resnet38d_mini": 8}  # name -> channel divisor
+ARCHS = RESNET38  # name -> channel divisor
+# resnet38_seg's head dilation: MCTformer's 12 on VOC; 4 on mini-VOC, whose images are about a third
+# of VOC's side (12 x 176/500), so that the 3x3 taps span the same share of the object
+SEG_DILATION = {"resnet38d": 12, "resnet38d_mini": 4}
 
 
 class ResBlock(nn.Module):
@@ -151,6 +155,33 @@ class AffinityNet(ResNet38d):
                 p.requires_grad_(False)
 
 
+class ResNet38Seg(ResNet38d):
+    """MCTformer's ``resnet38_seg`` (seg/network/resnet38_seg.py), the segmentation network i2mond/BAO
+    trains: ResNet-38d's conv6 (4096 ch, stride 8), ``fc8_seg_conv1`` = 3x3 conv to 512 (dilation 12,
+    ReLU), ``fc8_seg_conv2`` = 3x3 conv to the classes (dilation 12); both Xavier-uniform weights, biases
+    at PyTorch's default. The logits are upsampled (bilinear) to the input, as train_seg.py l.92 does
+    before its loss and infer_seg.py l.96 at test time. Keys are MCTformer's (top-level ``conv1a``,
+    ``b2``..., ``fc8_seg_conv*``)."""
+
+    def __init__(self, arch: str = "resnet38d", num_classes: int = 21):
+        if arch not in ARCHS:
+            raise ValueError(f"deeplab.backbone: resnet38_seg needs one of {', '.join(ARCHS)}, got {arch!r}")
+        div, d = ARCHS[arch], SEG_DILATION[arch]
+        super().__init__(div)
+        self.fc8_seg_conv1 = nn.Conv2d(4096 // div, 512 // div, 3, padding=d, dilation=d)
+        self.fc8_seg_conv2 = nn.Conv2d(512 // div, num_classes, 3, padding=d, dilation=d)
+        for m in (self.fc8_seg_conv1, self.fc8_seg_conv2):
+            nn.init.xavier_uniform_(m.weight)
+
+    def head_modules(self) -> list[nn.Module]:
+        """The 10x-lr layers (MCTformer's get_10x_lr_params: names containing 'fc8')."""
+        return [self.fc8_seg_conv1, self.fc8_seg_conv2]
+
+    def forward(self, x):
+        y = self.fc8_seg_conv2(F.relu(self.fc8_seg_conv1(self.features(x)[-1])))
+        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
 def create_affinitynet(arch: str) -> AffinityNet:
     if arch not in ARCHS:
         raise ValueError(f"psa.arch: unknown '{arch}' (one of {', '.join(ARCHS)})")
@@ -246,9 +277,10 @@ def mxnet_to_resnet38(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
-def load_resnet38_imagenet(model: AffinityNet, path: str | Path) -> None:
+def load_resnet38_imagenet(model: ResNet38d, path: str | Path, param: str = "psa.arch") -> None:
     """Load ImageNet ResNet-38 weights (MXNet ``.params`` or a converted state_dict) into ``model``'s
-    backbone, key for key and shape for shape; only the affinity head may be missing."""
+    backbone, key for key and shape for shape; only the new head (affinity or segmentation) may be
+    missing."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: ResNet-38 checkpoint not found")
@@ -262,12 +294,12 @@ def load_resnet38_imagenet(model: AffinityNet, path: str | Path) -> None:
         state = safe_load(path)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
-    backbone = {k for k in own if not k.startswith(("f8_", "f9")) and not k.endswith("num_batches_tracked")}
+    backbone = {k for k in own if not k.startswith(("f8_", "f9", "fc8_")) and not k.endswith("num_batches_tracked")}
     missing = sorted(backbone - set(state))
     unexpected = sorted(set(state) - set(own))
     bad = sorted(k for k in backbone & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
     if missing or unexpected or bad:
-        raise CheckpointError(f"{path}: does not fit {type(model).__name__} (psa.arch): "
+        raise CheckpointError(f"{path}: does not fit {type(model).__name__} ({param}): "
                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                               f"unexpected {unexpected[:5]}, wrong shape {bad[:5]}")
     model.load_state_dict(state, strict=False)

@@ -1,7 +1,8 @@
 """Estimated hours of every stage of the paper run, for a machine where it has not been measured:
 GPU stages from their counted FLOPs (torch's FlopCounterMode on meta tensors, at the paper's sizes) at
-an assumed sustained bf16 throughput, CRF stages from their seconds per image measured on this CPU,
-divided by the cores of the target machine. `bash bench/gpu.sh` measures instead, on a GPU.
+an assumed sustained bf16 throughput, CRF stages from their seconds per image measured on this CPU on
+photographs (the sample photographs matplotlib ships), divided by the cores of the target machine.
+`bash bench/gpu.sh` measures instead, on a GPU.
 
     python bench/paper_hours.py [--tflops 250 100] [--cores 16] [--json out]
 """
@@ -31,17 +32,19 @@ def flops(fn) -> float:
 
 def gpu_flops(p: dict) -> dict:
     """FLOPs of one unit (training step or image) of each GPU stage, on meta tensors."""
+    from types import SimpleNamespace
+
     from bao.method import BAONet, cls_loss, pseudo_labels
     from bao.models import create_model
-    from bao.models.deeplab import DeepLab
+    from bao.models.deeplab import build_deeplab
     from bao.models.resnet38 import create_affinitynet
 
     arch, crop, b = p["model"]["arch"], p["bao"]["augment"]["crop_size"], p["bao"]["batch_size"]
     with torch.device("meta"):
         conformer = create_model(arch, num_classes=21)
-        bao = BAONet(create_model(arch, num_classes=21))
+        bao = BAONet(create_model(arch, num_classes=21), head=p["bao"]["head"])
         d = p["deeplab"]
-        deeplab = DeepLab(d["arch"], d["backbone"], 21, d["output_stride"])
+        deeplab = build_deeplab(SimpleNamespace(**d))  # resnet38_seg or DeepLab
         affinity = create_affinitynet(p["psa"]["arch"])
         y = torch.zeros(b, 20)
 
@@ -79,8 +82,8 @@ def gpu_flops(p: dict) -> dict:
 
     def evaluate():
         with torch.no_grad(), torch.device("meta"):
-            for s in p["evaluate"]["scales"]:  # a 500x375 VOC image and its flip
-                deeplab(torch.randn(2, 3, round(375 * s), round(500 * s)))
+            for s in p["evaluate"]["scales"]:  # a 500x375 VOC image (and its flip)
+                deeplab(torch.randn(2 if p["evaluate"]["flip"] else 1, 3, round(375 * s), round(500 * s)))
 
     def train_affinity():
         with torch.device("meta"):
@@ -105,21 +108,50 @@ def gpu_flops(p: dict) -> dict:
             "random_walk": flops(random_walk) + random_walk()}
 
 
-def crf_seconds(p: dict) -> dict:
-    """Seconds per image of the label CRF (masks.crf) and the test CRF (evaluate.crf) on one core, on a
-    375x500 image with three labels."""
+PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # photographs in matplotlib's sample data
+
+
+def photographs(long_side: int = 500) -> list[tuple[str, np.ndarray]]:
+    """Natural photographs that ship with an installed package (matplotlib's sample data), RGB, resized
+    so that the long side is ``long_side`` as most VOC images (500 x 375 or 375 x 500)."""
+    import matplotlib
+    from PIL import Image
+
+    out = []
+    for name in PHOTOS:
+        img = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / name).convert("RGB")
+        r = long_side / max(img.size)
+        img = img.resize((round(img.width * r), round(img.height * r)), Image.BICUBIC)
+        out.append((name, np.asarray(img)))
+    return out
+
+
+def seed_on(img: np.ndarray) -> np.ndarray:
+    """A three-label seed (background and two classes) that follows the photograph's content: the
+    brightest and the darkest third of the centre region, the rest background."""
+    h, w = img.shape[:2]
+    grey = img.astype(np.float32).mean(2)
+    lab = np.zeros((h, w), np.uint8)
+    centre = np.zeros((h, w), bool)
+    centre[h // 6: 5 * h // 6, w // 6: 5 * w // 6] = True
+    lo, hi = np.quantile(grey[centre], [1 / 3, 2 / 3])
+    lab[centre & (grey >= hi)] = 15
+    lab[centre & (grey <= lo)] = 9
+    return lab
+
+
+def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
+    """Seconds per image of the label CRF (masks.crf: over the seed's labels, over 21 labels, over
+    masks.crf.n_labels) and of the test CRF (evaluate.crf, 21 labels from probabilities) on one core,
+    averaged over the photographs; and a row per photograph."""
     from types import SimpleNamespace
 
     from bao.crf import crf_labels, crf_probs
 
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 255, (375, 500, 3), dtype=np.uint8)
-    lab = np.zeros((375, 500), np.uint8)
-    lab[100:300, 100:250], lab[50:200, 300:450] = 3, 12
     label_cfg = SimpleNamespace(**p["masks"]["crf"])
     test_cfg = SimpleNamespace(**p["evaluate"]["crf"])
-    probs = rng.random((21, 375, 500)).astype(np.float32)
+    n_mask = p["masks"]["crf"]["n_labels"]
 
     def timed(fn, n=3):
         fn()
@@ -128,9 +160,22 @@ def crf_seconds(p: dict) -> dict:
             fn()
         return (time.perf_counter() - t) / n
 
-    return {"label": timed(lambda: crf_labels(img, lab, label_cfg)),
-            "label21": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),  # PSA's, over all labels
-            "test": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg))}
+    rows = []
+    for name, img in photographs():
+        lab = seed_on(img)
+        onehot = (lab[None] == np.arange(21)[:, None, None]).astype(np.float32)
+        probs = 0.7 * onehot + 0.3 / 21
+        row = {"photograph": name, "size": f"{img.shape[0]}x{img.shape[1]}",
+               "label (3)": timed(lambda: crf_labels(img, lab, label_cfg)),
+               "label (21)": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),
+               "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg))}
+        if n_mask:
+            row[f"label ({n_mask})"] = timed(lambda: crf_labels(img, lab, label_cfg, n_labels=n_mask))
+        rows.append(row)
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("photograph", "size")}
+    crf = {"label": mean["label (3)"], "label21": mean["label (21)"], "test": mean["test (21)"],
+           "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"], "mask_labels": n_mask or "present"}
+    return crf, [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
 def main():
@@ -142,7 +187,10 @@ def main():
     a = ap.parse_args()
     p = compose(None)
     f = gpu_flops(p)
-    crf = crf_seconds(p)
+    crf, photo_rows = crf_seconds(p)
+    print_table(photo_rows, f"Dense CRF, seconds per image on one core here (masks.crf and evaluate.crf of the "
+                            f"paper setting: {p['masks']['crf']['iterations']} and {p['evaluate']['crf']['iterations']} "
+                            f"iterations)")
     n_aug, n_train = PAPER["train_aug"], PAPER["train"]
     epochs = p["bao"]["epochs"]
     eval_flops = n_train * (epochs * f["eval_quick"] + f["eval_full"])  # Figure 4's scoring per variant
@@ -166,8 +214,9 @@ def main():
     for v in ("share", "ema", "share_ema"):
         gpu(f"train_bao_{v}", bao_steps * f["train_bao"] + eval_flops, f"{bao_steps} steps + Figure 4 scoring")
     gpu("make_seeds", n_aug * f["make_seeds"], f"{n_aug} images x 6 passes")
-    cpu("make_masks_bao", n_aug * crf["label"], f"{n_aug} label CRFs")
-    cpu("make_masks_transcam_crf", n_aug * crf["label"], f"{n_aug} label CRFs")
+    m = crf["mask_labels"]
+    cpu("make_masks_bao", n_aug * crf["mask"], f"{n_aug} label CRFs ({m} labels)")
+    cpu("make_masks_transcam_crf", n_aug * crf["mask"], f"{n_aug} label CRFs ({m} labels)")
     cpu("make_aff_labels", 2 * n_aug * crf["label21"], f"{2 * n_aug} label CRFs (21 labels)")
     aff_steps = paper_units("train_affinity", p)[1]
     gpu("train_affinity", aff_steps * f["train_affinity"], f"{aff_steps} steps")
@@ -176,13 +225,15 @@ def main():
     for src in ("bao", "transcam"):
         gpu(f"train_deeplab@{src}", p["deeplab"]["iterations"] * f["train_deeplab"], f"{p['deeplab']['iterations']} steps")
     for stage, n in (("evaluate", PAPER["val"] + PAPER["test"]), ("evaluate_transcam", PAPER["val"])):
-        gpu(stage, n * f["evaluate"], f"{n} images x {2 * len(p['evaluate']['scales'])} passes")
+        passes = len(p["evaluate"]["scales"]) * (2 if p["evaluate"]["flip"] else 1)
+        gpu(stage, n * f["evaluate"], f"{n} images x {passes} passes")
         cpu(f"{stage} (CRF)", n * crf["test"], f"{n} test CRFs")
     total = {k: round(sum(r[k] for r in rows), 2) for k in rows[0] if k.startswith("h @")}
     rows.append({"stage": "total", "kind": "", "work": "", "PFLOP": "", **total})
     print_table(rows, f"Paper run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "
-                      f"CRF: {crf['label']:.2f} s per label CRF ({crf['label21']:.2f} over 21 labels), {crf['test']:.2f} s "
-                      f"per test CRF on one core here, "
+                      f"CRF on photographs: {crf['label']:.2f} s per label CRF over the seed's labels, "
+                      f"{crf['label21']:.2f} over 21, {crf['mask']:.2f} over {crf['mask_labels']} (masks), "
+                      f"{crf['test']:.2f} s per test CRF on one core here, "
                       f"/ {a.cores} cores)")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -25,8 +25,9 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
     # the paper's sizes, untouched
     assert (p["model"]["arch"], p["transcam"]["augment"]["crop_size"], p["cams"]["scales"]) == (
         "conformer_s", 512, [256, 512, 768])
-    assert (p["deeplab"]["backbone"], p["deeplab"]["crop_size"], p["masks"]["crf"]["bilateral_sxy"]) == (
-        "resnet101_msra", 321, 50)
+    assert (p["deeplab"]["arch"], p["deeplab"]["backbone"], p["deeplab"]["crop_size"], p["masks"]["crf"]["bilateral_sxy"],
+            p["masks"]["crf"]["n_labels"], p["bao"]["head"], p["bao"]["target_mode"], p["ema"]["span"]) == (
+        "resnet38_seg", "resnet38d", 321, 50, 91, "classifier_x", "train", "epoch")
     assert (p["psa"]["arch"], p["psa"]["crop_size"], p["psa"]["frozen"]) == ("resnet38d", 448, ["conv1a", "b2", "b2_1", "b2_2"])
     m = project / "metrics"
     for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",

@@ -20,6 +20,9 @@ READ_ONLY_ELSEWHERE = {
     "get_transcam_weights": {"model.arch"},
     "get_deeplab_weights": {"deeplab.arch", "deeplab.backbone", "deeplab.output_stride"},
     "get_resnet38_weights": {"psa.arch"},
+    # deeplab.arch: resnet38_seg starts from psa.pretrained's ResNet-38 (the paper setting)
+    "train_deeplab@bao": {"psa.pretrained"},
+    "train_deeplab@transcam": {"psa.pretrained"},
 }
 
 

@@ -201,6 +201,17 @@ class TransCAM(Optim):
     augment: Augment = None
     released: Optional[str] = None  # TransCAM's published classifier instead of training (path/URL/gdrive://)
     released_md5: Optional[str] = None
+    # the per-epoch oracle seed on train at these CAM scales (x flip), every epoch; null: not scored
+    epoch_eval_scales: Optional[list[int]] = None
+    # the epoch whose weights BAO starts from (null: the last), so that BAO and TransCAM's row can get the
+    # same total steps: bao_start_epoch + bao.epochs = epochs at equal batch sizes
+    bao_start_epoch: Optional[int] = None
+
+    def check(self, p):
+        super().check(p)
+        if self.bao_start_epoch is not None and not 1 <= self.bao_start_epoch <= self.epochs:
+            raise ParamsError(f"{p}.bao_start_epoch: must be null or in [1, epochs = {self.epochs}], "
+                              f"got {self.bao_start_epoch}")
 
 
 @dataclass
@@ -233,8 +244,7 @@ class Bao(Optim):
     amn_fg_thres: float = 0.30
     amn_bg_thres: float = 0.05
     augment: Augment = None
-    # Figure 4's per-epoch seed score: these CAM scales (null: cams.scales) for epochs 0..n-1, the full
-    # cams.scales protocol after the last epoch
+    # Figure 4's per-epoch seed score at these CAM scales (x flip; null: cams.scales), the same at every epoch
     epoch_eval_scales: Optional[list[int]] = None
 
     def check(self, p):

@@ -84,17 +84,28 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
         gt = ds.load_mask(image_id)
         if cams.shape[1:] != gt.shape:
             raise DataError(f"{path}: CAM size {cams.shape[1:][::-1]} != ground truth {gt.shape[::-1]}")
-        keep = gt != IGNORE
-        g = gt[keep].astype(np.int64)
-        if len(keys):
-            mx = cams.max(0)[keep]
-            cls = keys[cams.argmax(0)[keep]]
-        for t, cm in zip(thresholds, cms):
-            p = np.where(mx > t, cls, 0) if len(keys) else np.zeros_like(g)
-            cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+        add_threshold_sweep(cms, thresholds, keys, cams, gt)
+    return sweep_result(cms, thresholds, split, len(ds))
+
+
+def add_threshold_sweep(cms: list[ConfusionMatrix], thresholds, keys: np.ndarray, cams: np.ndarray,
+                        gt: np.ndarray) -> None:
+    """Add one image to each threshold's confusion matrix: argmax over [t, CAMs] (``cam_to_label``)."""
+    keep = gt != IGNORE
+    g = gt[keep].astype(np.int64)
+    if len(keys):
+        mx = cams.max(0)[keep]
+        cls = keys[cams.argmax(0)[keep]]
+    for t, cm in zip(thresholds, cms):
+        p = np.where(mx > t, cls, 0) if len(keys) else np.zeros_like(g)
+        cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int) -> dict:
+    """The curve and its best point (the oracle threshold, tuned on the ground truth)."""
     curve = [{"threshold": t, "miou": cm.summary()["miou"]} for t, cm in zip(thresholds, cms)]
     best = max(range(len(curve)), key=lambda i: curve[i]["miou"])
-    return {"split": split, "images": len(ds), "best_threshold": curve[best]["threshold"],
+    return {"split": split, "images": images, "best_threshold": curve[best]["threshold"],
             "miou": curve[best]["miou"], "best": cms[best].summary(CLASSES), "curve": curve}
 
 

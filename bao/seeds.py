@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.cam import multi_scale
+from bao.cam import minmax_norm, multi_scale, transcam_fn
 from bao.classes import CLASSES, NUM_CLASSES
 from bao.data import VOCDataset
+from bao.eval_labels import add_threshold_sweep, sweep_result
 from bao.method import BAONet, build_bao, combine_seed_scores, seed_labels
 from bao.metrics import ConfusionMatrix
 from bao.models.weights import load_trained
@@ -75,3 +76,26 @@ def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=Non
     """``ConfusionMatrix.summary`` per rule (``seed_confusions``)."""
     cms = seed_confusions(model, root, split, cams_cfg, combines, device, amp, ids)
     return {c: cm.summary(CLASSES) for c, cm in cms.items()}
+
+
+@torch.no_grad()
+def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, identity: float = 0.0) -> dict:
+    """TransCAM's seed on a split at its best background threshold (the oracle: tuned on the ground
+    truth), from CAMs made as make_cams makes them at ``cams_cfg``'s passes; ``model`` is a Conformer.
+    Returns ``{"miou", "best_threshold"}``."""
+    was_training = model.training
+    model.eval()
+    ds = VOCDataset(root, split, masks="gt")
+    thresholds = [round(float(t), 6) for t in thresholds]
+    cms = [ConfusionMatrix(NUM_CLASSES) for _ in thresholds]
+    for image_id in ds.ids:
+        image = ds.load_image(image_id)
+        label = torch.from_numpy(ds.label(image_id))
+        cams = multi_scale(transcam_fn(model, label, amp, identity), image, cams_cfg.scales, cams_cfg.flip,
+                           cams_cfg.keep_aspect, device)
+        keys = np.flatnonzero(label.numpy()) + 1
+        norm = minmax_norm(cams[keys - 1]).numpy() if len(keys) else cams[:0].numpy()
+        add_threshold_sweep(cms, thresholds, keys, norm, ds.load_mask(image_id, image.shape[:2]))
+    model.train(was_training)
+    res = sweep_result(cms, thresholds, split, len(ds))
+    return {"miou": res["miou"], "best_threshold": res["best_threshold"]}

@@ -92,7 +92,8 @@ def run(params, source):
         return
     write_text(P.metrics.segmentation_iou,
                pd.DataFrame({"class": CLASSES, "iou": [res["iou"][c] for c in CLASSES]}).to_csv(index=False))
-    confusion_figure(cm.hist, CLASSES, P.figures.confusion)
+    confusion_figure(cm.hist, CLASSES, P.figures.confusion,
+                     f"{params.deeplab.arch} ({params.deeplab.backbone}) trained on the BAO masks, {cfg.split}")
     export_test(params, model, device, amp)
 
 

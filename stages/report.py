@@ -49,11 +49,10 @@ def run(params):
     extra = "\n".join(x for x in (seed_ablation_markdown(M.seed_ablation, params.seeds.combine),
                                     transcam_mask_markdown(M)) if x)
     write_table(df, M.table1_md, M.table1_csv, note, extra)
-    tc = json.loads(Path(M.transcam_seed).read_text())
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
     # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the release's camsfg_ambg)
     other = "cam" if params.seeds.combine != "cam" else "camsfg_ambg"
-    figure4({v: Path(M.bao) / f"{v}.csv" for v in VARIANTS}, tc["miou"], F.figure4, params.seeds.combine, other)
+    figure4({v: Path(M.bao) / f"{v}.csv" for v in VARIANTS}, M.train_transcam, F.figure4, params.seeds.combine, other)
     threshold_figure(M.transcam_threshold, bao_seed, F.threshold)
 
     # Figure 2: image / ground truth / DeepLab prediction on val

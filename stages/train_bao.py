@@ -7,8 +7,9 @@ Both networks start from the TransCAM checkpoint. Per step: the target (no gradi
 pseudo-labels p_t (eq. 6); the online model is trained with L = L_cls + L_pcl (eq. 8); then the target
 is updated (Share / EMA with a cosine tau over ``ema.span`` / Share then EMA; i2mond/BAO train_bao.py).
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
-After every epoch (and at epoch 0) the target's seed mIoU on VOC train is logged for every readout of
-``bao.method.COMBINES`` (Figure 4). Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
+After every epoch (and at epoch 0) the seed mIoU on VOC train of the target (``miou_<rule>``) and of the
+online model (``online_miou_<rule>``) is logged for every readout of ``bao.method.COMBINES`` (Figure 4),
+at ``bao.epoch_eval_scales`` (× flip) at every epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
 the online model) and ``metrics/bao/<variant>.csv``.
 """
 import copy
@@ -26,7 +27,7 @@ from bao.data.transforms import TrainCrops
 from bao.io import load_label_png, write_text
 from bao.method import (COMBINES, VARIANTS, build_bao, cls_loss, ema_tau, ema_update, pcl_loss, pseudo_labels, share,
                         update_mode)
-from bao.models.weights import MODEL_FILE, safe_load, save_trained
+from bao.models.weights import START_FILE, safe_load, save_trained
 from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, unwrap
 from bao.seeds import seed_mious
@@ -40,8 +41,9 @@ def stage_name(variant: str) -> str:
 
 
 def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
-    """Nearest-resize (B, H, W) labels to the feature grid (AMN resizes labels to the logit size)."""
-    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    """Nearest-resize (B, H, W) labels to the feature grid, each cell taking the pixel at its centre as
+    AMN's PIL NEAREST resize does (``nearest-exact``; ``nearest`` would take the top-left pixel)."""
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
 
 
 def run(params, variant: str):
@@ -55,7 +57,7 @@ def run(params, variant: str):
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
     online = build_bao(params, drop_path_rate=params.model.drop_path_rate)
-    online.backbone.load_state_dict(safe_load(Path(P.transcam) / MODEL_FILE))
+    online.backbone.load_state_dict(safe_load(Path(P.transcam) / START_FILE))  # transcam.bao_start_epoch
     target = None
     if variant != "amn":
         # the release never calls model_t.eval() (train_bao.py l.82-111): BatchNorm on batch statistics
@@ -106,22 +108,26 @@ def run(params, variant: str):
             ema_update(target, net, ema_tau(global_step, batch, steps_per_epoch, total, e.tau, e.span), e.averages)
 
     c = params.cams
-    full = SimpleNamespace(scales=c.scales, flip=c.flip, keep_aspect=c.keep_aspect)
     quick = SimpleNamespace(scales=cfg.epoch_eval_scales or c.scales, flip=c.flip, keep_aspect=c.keep_aspect)
 
-    def evaluate(rules, protocol):
-        # the target's seed mIoU for every readout from one pass of the network
-        res = seed_mious(target if target is not None else net, P.data, "train", protocol, rules, rt.device, rt.amp)
-        return {**{f"miou_{r}": res[r]["miou"] if r in res else math.nan for r in COMBINES},
-                "scales": "/".join(map(str, protocol.scales))}
+    def evaluate(rules):
+        # every readout of the seed model (the target; amn: the online model) and, beside a target, of
+        # the online model, from one pass of each network; one protocol at every epoch (Figure 4)
+        models = {"": target if target is not None else net}
+        if target is not None:
+            models["online_"] = net
+        row = {}
+        for prefix, m in models.items():
+            res = seed_mious(m, P.data, "train", quick, rules, rt.device, rt.amp)
+            row.update({f"{prefix}miou_{r}": res[r]["miou"] if r in res else math.nan for r in COMBINES})
+        return {**row, "scales": "/".join(map(str, quick.scales))}
 
     def end_epoch(epoch):
-        # Figure 4: a cheaper protocol per epoch (bao.epoch_eval_scales), the full one after the last
-        return evaluate(COMBINES, full if epoch == cfg.epochs else quick) if rt.dist.main else {}
+        return evaluate(COMBINES) if rt.dist.main else {}
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored
-        return {"epoch": 0, "step": 0, **evaluate(("cam",), quick)} if rt.dist.main else None
+        return {"epoch": 0, "step": 0, **evaluate(("cam",))} if rt.dist.main else None
 
     ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
     loop = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,

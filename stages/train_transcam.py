@@ -2,9 +2,15 @@
 
 One multi-label soft-margin loss on the sum of the conv head's GAP logits and the class-token
 logits, over the 20 foreground classes (``bao.method.cls_loss``); AdamW, constant learning rate.
-Outputs ``<paths.transcam>/model.pt`` and the per-epoch ``metrics/train_transcam.csv``.
+After every epoch the seed on VOC train at its best background threshold (the oracle) is scored at
+``transcam.epoch_eval_scales`` (× flip), one protocol for every epoch, so that the curve shows when
+training has converged. ``transcam.bao_start_epoch`` keeps the weights after that epoch as BAO's start,
+so that BAO (that many TransCAM epochs, then ``bao.epochs``) and TransCAM's Table 1 row (``transcam.epochs``)
+can get the same total steps; null starts BAO from the final weights. Outputs ``<paths.transcam>/model.pt``
+(TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
 """
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -15,13 +21,28 @@ from bao.data.transforms import TrainCrops
 from bao.io import write_text
 from bao.method import cls_loss
 from bao.models import create_model
-from bao.models.weights import load_pretrained, load_released_transcam, save_trained, staged
+from bao.models.weights import START_FILE, load_pretrained, load_released_transcam, save_state, save_trained, staged
 from bao.pipeline import paths, resume_key
+from bao.eval_labels import threshold_range
 from bao.runtime import Checkpointer, unwrap
+from bao.seeds import transcam_oracle
 from bao.stage import main
 from bao.train import Loop, Runtime
 
 STAGE = "train_transcam"
+
+
+class Snapshot:
+    """A state_dict held across a run (and its resume checkpoint)."""
+
+    def __init__(self):
+        self.state = None
+
+    def state_dict(self) -> dict:
+        return {"state": self.state}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.state = d["state"]
 
 
 def build_model(params):
@@ -40,6 +61,7 @@ def run(params):
         model = create_model(params.model.arch, num_classes=NUM_CLASSES)
         load_released_transcam(model, released)
         save_trained(model, P.transcam)
+        save_state(model.state_dict(), Path(P.transcam) / START_FILE)
         write_text(P.metrics.train_transcam, pd.DataFrame([{"epoch": 0, "loss": float("nan")}]).to_csv(index=False))
         print(f"train_transcam: the released checkpoint {cfg.released} is the TransCAM model (no training)")
         return
@@ -62,10 +84,26 @@ def run(params):
         opt.step()
         return {"loss": loss.item()}
 
+    c = params.cams
+    quick = SimpleNamespace(scales=cfg.epoch_eval_scales, flip=c.flip, keep_aspect=c.keep_aspect)
+    thresholds = threshold_range(*c.thresholds)
+
+    start = Snapshot()
+
+    def end_epoch(epoch):
+        if epoch == cfg.bao_start_epoch:  # BAO's start: kept in memory and in the resume checkpoint
+            start.state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
+        if not (rt.dist.main and cfg.epoch_eval_scales):
+            return {}
+        res = transcam_oracle(unwrap(model), P.data, "train", quick, thresholds, rt.device, rt.amp, c.attn_identity)
+        return {"miou_oracle": res["miou"], "threshold": res["best_threshold"], "scales": "/".join(map(str, quick.scales))}
+
     ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
-    history = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, STAGE).run()
+    history = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, STAGE,
+                   end_epoch=end_epoch, extra_state={"bao_start": start}).run()
     if rt.dist.main:
         save_trained(unwrap(model), P.transcam)
+        save_state(start.state if start.state is not None else unwrap(model).state_dict(), Path(P.transcam) / START_FILE)
         write_text(P.metrics.train_transcam, pd.DataFrame(history).to_csv(index=False))
         ckpt.finish()
 

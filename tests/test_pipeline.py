@@ -15,7 +15,7 @@ from test_graph import check_traces
 TINY = {
     "data": {"mini": {"num_train": 8, "num_val": 4, "num_test": 2, "num_aug": 8, "min_side": 64, "max_side": 96}},
     "pretrain": {"images_per_epoch": 32, "val_images": 16, "epochs": 2, "batch_size": 16, "image_size": 64},
-    "transcam": {"epochs": 2, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
+    "transcam": {"epochs": 2, "bao_start_epoch": 1, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
     "cams": {"scales": [64]},
     "bao": {"epochs": 2, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
     "psa": {"epochs": 1, "batch_size": 4, "crop_size": 72},

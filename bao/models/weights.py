@@ -14,12 +14,18 @@ HEADS = ("conv_cls_head.", "trans_cls_head.")
 
 
 MODEL_FILE = "model.pt"  # what a training stage saves in its output folder
+START_FILE = "start.pt"  # train_transcam: the weights BAO starts from (transcam.bao_start_epoch)
+
+
+def save_state(state: dict, path: str | Path) -> None:
+    """A state_dict as ``path``, atomically."""
+    with atomic_file(Path(path)) as f:
+        torch.save(state, f)
 
 
 def save_trained(model: nn.Module, folder: str | Path) -> None:
     """The state_dict of a trained model as ``<folder>/model.pt``, atomically."""
-    with atomic_file(Path(folder) / MODEL_FILE) as f:
-        torch.save(model.state_dict(), f)
+    save_state(model.state_dict(), Path(folder) / MODEL_FILE)
 
 
 def load_trained(model: nn.Module, folder: str | Path, device) -> nn.Module:

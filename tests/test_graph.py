@@ -23,6 +23,8 @@ READ_ONLY_ELSEWHERE = {
     # deeplab.arch: resnet38_seg starts from psa.pretrained's ResNet-38 (the paper setting)
     "train_deeplab@bao": {"psa.pretrained"},
     "train_deeplab@transcam": {"psa.pretrained"},
+    # bao.epoch_eval_scales: null scores the per-epoch curves at cams.scales
+    **{f"train_bao_{v}": {"cams.scales"} for v in ("amn", "share", "ema", "share_ema")},
 }
 
 

@@ -9,7 +9,6 @@ l.63-90 and l.102) and ``tool/imutils.py`` (crf_inference_label l.274-296) on th
 is not in this project.
 """
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

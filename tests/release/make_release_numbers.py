@@ -64,12 +64,11 @@ def release_net(root: Path):
     return rc.Net(patch_size=16, num_classes=21, **RI.TINY_CONFORMER)
 
 
-def project_state(net) -> dict:
+def project_state() -> dict:
     from bao.method import BAONet
     from bao.models import create_model
 
-    ours = BAONet(create_model("conformer_s", num_classes=21, **{k: v for k, v in RI.TINY_CONFORMER.items()
-                                                                if k != "qkv_bias"}))
+    ours = BAONet(create_model("conformer_s", num_classes=21, **RI.TINY_CONFORMER))
     filled = RI.fill_state(ours.state_dict())
     return {RI.to_release_key(k): v for k, v in filled.items()}
 
@@ -83,8 +82,8 @@ def main(root: Path) -> None:
 
     # 1. Net.forward('bao', x, label) (network/conformer.py l.423-496), eval and train mode
     net = release_net(root)
-    state = project_state(net)
-    missing, unexpected = net.load_state_dict(state, strict=True), None
+    state = project_state()
+    net.load_state_dict(state, strict=True)  # every key and shape of the project's model, renamed
     x, y = RI.images(2), RI.labels(2)
     for mode in ("eval", "train"):
         net.train(mode == "train")

@@ -45,6 +45,11 @@ class Section:
         return value
 
 
+def _check_rates(key: str, rates) -> None:
+    if rates is not None and (not rates or any(not isinstance(r, int) or r < 1 for r in rates)):
+        raise ParamsError(f"{key}: needs null or a list of positive integer dilations, got {rates}")
+
+
 def _positive(key: str, value, allow_zero=False):
     if value is None:
         return
@@ -236,6 +241,8 @@ class Cams(Section):
 class Bao(Optim):
     update: Literal["share", "ema", "share+ema", "amn"] = "share+ema"
     head: Literal["classifier_x", "amn_aspp"] = "classifier_x"  # the AM classifier (bao.method.BAONet)
+    # amn_aspp's dilations: null = AMN's 6/12/18/24 (a 32x32 grid: crop 512, stride 16); scaled to smaller grids
+    aspp_rates: Optional[list[int]] = None
     target_mode: Literal["train", "eval"] = "train"  # the target's forward mode (the release: train)
     ignore_padding: bool = False  # ignore the crop's zero padding in L_pcl (the release: false)
     label_smoothing: float = 0.4  # AMN --eps
@@ -253,6 +260,7 @@ class Bao(Optim):
             raise ParamsError(f"{p}.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.amn_bg_thres <= self.amn_fg_thres <= 1:
             raise ParamsError(f"{p}.amn_bg_thres/amn_fg_thres: need 0 <= bg <= fg <= 1")
+        _check_rates(f"{p}.aspp_rates", self.aspp_rates)
 
 
 @dataclass
@@ -397,8 +405,12 @@ class DeepLab(Section):
     pad_label: int  # the label of the crop's padding: 255 (ignored) | 0 (background, MCTformer's crop)
     checkpoint_every: int
     log_every: int
+    # the ASPP's dilations (deeplab* only): null = the published ones (v2: 6/12/18/24 on crop 321 at
+    # stride 8, a 41x41 grid; v3+: 6/12/18 x 16/output_stride); smaller grids need them scaled
+    aspp_rates: Optional[list[int]] = None
 
     def check(self, p):
+        _check_rates(f"{p}.aspp_rates", self.aspp_rates)
         if self.arch == "resnet38_seg":
             if self.backbone not in RESNET38:
                 raise ParamsError(f"{p}.backbone: resnet38_seg needs one of {sorted(RESNET38)}, got {self.backbone!r}")

@@ -92,7 +92,14 @@ def atomic_dir(path: str | Path, resume_key: str | None = None):
     partial.mkdir(parents=True, exist_ok=True)
     if resume_key is not None:
         stamp.write_text(resume_key)
-    yield partial
+    try:
+        yield partial
+    except BaseException:
+        # a failure leaves nothing half-written behind; work that a re-run can resume (same
+        # resume_key) stays, and is discarded by any run under another key
+        if resume_key is None:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     with contextlib.suppress(FileNotFoundError):
         stamp.unlink()
     if path.exists():

@@ -42,11 +42,12 @@ class BAONet(nn.Module):
     * ``classifier_x`` (the release, i2mond/BAO network/conformer.py l.312, l.330, l.483-496): one 3x3
       conv, Kaiming fan-out; the label encoder truncated normal std 0.02;
     * ``amn_aspp`` (AMN net/resnet50_amn.py): ``Dropout(0.1)`` then DeepLab-v2's ASPP (dilations
-      6/12/18/24, N(0, 0.01)); the label encoder at PyTorch's default initialisation.
+      6/12/18/24 on AMN's 32x32 grid, or ``bao.aspp_rates`` scaled to a smaller one, N(0, 0.01)); the
+      label encoder at PyTorch's default initialisation.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int = NUM_CLASSES, refine_am: bool = True,
-                 attn_identity: float = 0.0, head: str = "classifier_x"):
+                 attn_identity: float = 0.0, head: str = "classifier_x", aspp_rates=None):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"bao.head: {head!r} is not one of {HEADS}")
@@ -60,7 +61,7 @@ class BAONet(nn.Module):
             self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
             _release_init(self.label_enc, self.am_head)
         else:
-            self.am_head = nn.Sequential(nn.Dropout(0.1), ASPPv2(c, num_classes, rates=AMN_ASPP_RATES))
+            self.am_head = nn.Sequential(nn.Dropout(0.1), ASPPv2(c, num_classes, rates=tuple(aspp_rates or AMN_ASPP_RATES)))
 
     def new_parameters(self) -> list:
         """The layers that TransCAM's checkpoint lacks: the label encoder and the AM classifier."""
@@ -84,7 +85,8 @@ class BAONet(nn.Module):
 def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
     """The online/target network of the configured model (``bao.head``, ``bao.refine_am``, ``cams.attn_identity``)."""
     return BAONet(create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
-                  refine_am=params.bao.refine_am, attn_identity=params.cams.attn_identity, head=params.bao.head)
+                  refine_am=params.bao.refine_am, attn_identity=params.cams.attn_identity, head=params.bao.head,
+                  aspp_rates=params.bao.aspp_rates)
 
 
 def cls_loss(out: dict, label: torch.Tensor) -> torch.Tensor:

@@ -115,7 +115,10 @@ def resolve(stage: str, raw_params: dict | None = None) -> dict:
     out.setdefault("deps", [])
     params = []
     for p in out.get("params", []):  # "key" or {params.yaml: [keys]} (the form YAML anchors share)
-        params += [k for keys in p.values() for k in keys] if isinstance(p, dict) else [p]
+        if isinstance(p, dict):  # {params.yaml: null}: the whole file (check_params)
+            params += [k for keys in p.values() for k in (list(raw) if keys is None else keys)]
+        else:
+            params.append(p)
     out["params"] = params
     return out
 

@@ -13,6 +13,7 @@ DeepLab test); then a dense CRF from the probabilities (``evaluate.crf``; MCTfor
 ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` and ``results/voc2012_test.tar``, the layout
 the VOC server expects.
 """
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -22,6 +23,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.cam import host, to_tensor
 from bao.classes import CLASSES, NUM_CLASSES

@@ -12,7 +12,11 @@ transcam: TransCAM's published classifier (``transcam.released``), which replace
 resnet38: PSA's ImageNet ResNet-38 (``psa.pretrained``; the MXNet ``.params`` file or a converted
 state_dict), for train_affinity.
 """
+import sys
 from pathlib import Path
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.io import atomic_dir, write_json
 from bao.pipeline import paths

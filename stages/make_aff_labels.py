@@ -6,8 +6,12 @@ confident), each refined by the label CRF (``masks.crf`` kernels, over all 21 la
 ones: ``psa.crf_labels``); foreground from the first, background where both say background, the rest
 ignored (255). Output ``<paths.aff_labels>/<id>.png`` for train_aug.
 """
+import sys
 from functools import partial
 from pathlib import Path
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.classes import NUM_CLASSES
 from bao.crf import crf_labels

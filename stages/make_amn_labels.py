@@ -5,8 +5,12 @@ at a high (``bao.amn_fg_thres``) and a low (``bao.amn_bg_thres``) background thr
 by the label CRF; foreground from the high-threshold map, background where both say background, the
 band between ignored. Output ``<paths.amn_labels>/<id>.png`` for train_aug.
 """
+import sys
 from functools import partial
 from pathlib import Path
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.crf import crf_labels
 from bao.data import VOCDataset

@@ -7,11 +7,16 @@ upsampled to the image size, summed over passes, ReLU and per-class min-max. Out
 are scored for every background threshold (TransCAM evaluation.py): ``metrics/transcam_seed.json``
 (best threshold) and the curve ``metrics/transcam_threshold.csv``.
 """
+import sys
+from pathlib import Path
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.cam import minmax_norm, multi_scale, transcam_fn
 from bao.classes import NUM_CLASSES

@@ -9,11 +9,15 @@ hard labels (crf_inference_label, docs/method.md §6) or from the seed scores (`
 Images run in parallel over ``masks.workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
 and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask_crf.json`` with the mIoU on VOC train.
 """
+import sys
 import json
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.crf import crf_labels, crf_probs
 from bao.data import VOCDataset

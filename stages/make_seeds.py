@@ -6,11 +6,15 @@ inference, combined as ``seeds.combine`` and arg-maxed: no background threshold.
 ``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU
 of every ``seeds.combine`` rule, scored from the same maps the seeds were made from.
 """
+import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.classes import CLASSES
 from bao.data import VOCDataset, read_split

@@ -3,7 +3,11 @@ existing VOC-format dataset, ``data.folder``, linked or copied in).
 
 Output ``<paths.data>`` (VOC layout + train_aug list + cls_labels.json) and ``metrics/data.json``.
 """
+import sys
 from pathlib import Path
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.data import minivoc
 from bao.data.prepare import prepare_folder, prepare_voc, validate

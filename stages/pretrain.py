@@ -14,12 +14,16 @@ Output ``<paths.pretrain>/weights.pth`` (an official-layout Conformer state_dict
 by get_conformer_weights like a published checkpoint) and ``metrics/pretrain.csv`` (loss, held-out
 accuracy per epoch). The output is kept in git, so a fresh clone does not retrain it.
 """
+import sys
 import math
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.data.shapes import NUM_CLASSES, ShapesDataset
 from bao.io import atomic_dir, write_text

@@ -8,12 +8,16 @@ diagonal; the 21-channel score map (the image's normalised CAMs, background the 
 to 1; bilinear upsampling, argmax, the label CRF over all 21 labels (``psa.crf``), and the crop back.
 Outputs ``<paths.masks>/transcam/<id>.png`` and ``metrics/transcam_mask.json`` (mIoU on VOC train).
 """
+import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.cam import MEAN, to_tensor
 from bao.classes import NUM_CLASSES

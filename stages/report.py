@@ -3,11 +3,15 @@
 Numbers come from the metric files only; the paper's numbers are quoted beside them (docs/method.md §7).
 Figure 3 runs the trained target on ``report.figure3_ids`` to show its activation map.
 """
+import sys
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.data import VOCDataset, read_split
 from bao.eval_labels import load_cam

@@ -8,10 +8,14 @@ decay and PSA's four learning-rate groups (x1 backbone weights, x2 biases, x10 n
 biases); ``psa.momentum`` is TransCAM's effective 5e-4. Outputs ``<paths.affinity>/model.pt`` and
 ``metrics/train_affinity.csv``.
 """
+import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.data import VOCDataset
 from bao.io import load_label_png, write_text

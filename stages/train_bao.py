@@ -12,6 +12,7 @@ online model (``online_miou_<rule>``) is logged for every readout of ``bao.metho
 at ``bao.epoch_eval_scales`` (× flip) at every epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
 the online model) and ``metrics/bao/<variant>.csv``.
 """
+import sys
 import copy
 import math
 from pathlib import Path
@@ -20,6 +21,9 @@ from types import SimpleNamespace
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.classes import IGNORE
 from bao.data import VOCDataset

@@ -11,12 +11,16 @@ SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay,
 ``deeplab.iterations`` steps (rounded up to a whole pass); the loss is logged every ``log_every``
 steps. Outputs ``<paths.deeplab>/<source>/model.pt`` and ``metrics/train_deeplab/<source>.csv``.
 """
+import sys
 import math
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.classes import IGNORE
 from bao.data import VOCDataset

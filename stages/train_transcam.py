@@ -9,11 +9,15 @@ so that BAO (that many TransCAM epochs, then ``bao.epochs``) and TransCAM's Tabl
 can get the same total steps; null starts BAO from the final weights. Outputs ``<paths.transcam>/model.pt``
 (TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
 """
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.classes import NUM_CLASSES
 from bao.data import VOCDataset

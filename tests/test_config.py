@@ -30,6 +30,8 @@ def test_params_yaml_is_valid():
     (lambda r: r["transcam"].update(epochs=0), "transcam.epochs"),
     (lambda r: r["data"].update(source="folder"), "data.folder"),
     (lambda r: r["seeds"].update(combine="max"), "seeds.combine"),
+    (lambda r: r["deeplab"].update(aspp_rates=[6, 0]), "deeplab.aspp_rates"),
+    (lambda r: r["bao"].update(aspp_rates=[]), "bao.aspp_rates"),
 ])
 def test_bad_params_name_the_key(edit, key):
     r = copy.deepcopy(raw())
@@ -68,6 +70,7 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
     assert (d.momentum, d.weight_decay, d.freeze_bn, d.frozen, d.scale_range, d.scale_per, d.pad_label) == (
         1e-5, 0.0, True, ["conv1a"], [0.7, 1.3], "batch", 0)
     assert (p.evaluate.scales, p.evaluate.flip, p.evaluate.combine) == ([0.5, 0.75, 1.0, 1.25, 1.5], False, "max_softmax")
+    assert p.bao.aspp_rates is None and p.deeplab.aspp_rates is None  # the published dilations
     assert (p.evaluate.crf.gauss_sxy, p.evaluate.crf.bilateral_sxy, p.evaluate.crf.bilateral_srgb,
             p.evaluate.crf.bilateral_compat, p.evaluate.crf.iterations) == (4, 83, 5, 3, 10)
 

@@ -37,6 +37,12 @@ def test_atomic_dir_swaps_only_on_success(tmp_path):
         assert (d / "b.png").exists()
     with atomic_dir(out, resume_key="other") as d:
         assert not any(d.glob("*.png"))
+    # without a resume key a failure leaves no <out>.partial behind (and the old output intact)
+    with pytest.raises(ValueError):
+        with atomic_dir(out) as d:
+            (d / "c.png").write_text("3")
+            raise ValueError("bad input")
+    assert not (tmp_path / "seeds.partial").exists() and out.is_dir() and not (out / "c.png").exists()
 
 
 CRF = SimpleNamespace(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5,

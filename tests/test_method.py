@@ -152,6 +152,9 @@ def test_am_branch_is_amns():
     assert out["am"].shape == (2, 21, 4, 4)
     # the label conditions the map: another label, another map
     assert not torch.allclose(out["am_raw"], net(x, y.flip(0))["am_raw"])
+    # bao.aspp_rates: the dilations scaled to a smaller grid
+    scaled = BAONet(create_model("conformer_mini", num_classes=21), head="amn_aspp", aspp_rates=[1, 2, 3, 4])
+    assert [b.dilation[0] for b in scaled.am_head[1].branches] == [1, 2, 3, 4]
 
 
 def test_seed_labels_are_argmax_with_first_max_on_ties():

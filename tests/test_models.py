@@ -138,6 +138,20 @@ def test_deeplab_forward_backward(arch):
     assert not bn.training and bn.weight.grad is None
 
 
+@pytest.mark.parametrize("arch, published", [("deeplabv2", [6, 12, 18, 24]), ("deeplabv3plus", [12, 24, 36])])
+def test_deeplab_aspp_rates(arch, published):
+    """deeplab.aspp_rates: null gives the published dilations (v3+ at output stride 8: 6/12/18 x 2), a
+    list replaces them (scaled to a smaller feature grid)."""
+    from bao.models.deeplab import DeepLab
+
+    def rates(m):
+        branches = m.aspp.branches[1:] if arch == "deeplabv3plus" else m.head.branches
+        return [(b[0] if isinstance(b, torch.nn.Sequential) else b).dilation[0] for b in branches]
+
+    assert rates(DeepLab(arch, "resnet10t", 21, output_stride=8)) == published
+    assert rates(DeepLab(arch, "resnet10t", 21, output_stride=8, aspp_rates=[2, 4, 5])) == [2, 4, 5]
+
+
 def kazuto_keys(model) -> dict:
     """DeepLab-v2's ImageNet checkpoint as kazuto1011/deeplab-pytorch saves it: the MSC wrapper's
     ``base.`` prefix, an ``aspp`` head of another task, the older ``proj`` shortcut name, no BN counters."""

@@ -119,7 +119,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     conformer = project / "bao" / "models" / "conformer.py"
     code = conformer.read_text()
     conformer.write_text(code + "# edited\n")
-    model_free = {"prepare_data", "make_amn_labels", "make_masks_bao", "make_masks_transcam_crf", "make_aff_labels"}
+    model_free = {"check_params", "prepare_data", "make_amn_labels", "make_masks_bao", "make_masks_transcam_crf", "make_aff_labels"}
     assert stale(project) == set(stage_names(project)) - model_free  # the stages that build a model
     conformer.write_text(code)
     archs = project / "bao" / "archs.py"
@@ -134,6 +134,15 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert yaml.safe_load((project / "params.yaml").read_text())["ema"]["tau"] == 0.5
     assert (m / "bao" / "ema.csv").read_text() != before  # the EMA target moved differently
     sh(f"{sys.executable} -m dvc metrics diff --json", project)  # runs against the committed baseline
+    # a misspelt key (Hydra's advice: +bao.epoch) fails in check_params, before any stage deletes its
+    # outputs; README "After a failed experiment": back to the last commit, dvc status clean
+    r = subprocess.run(f"{sys.executable} -m dvc exp run -S +bao.epoch=3", cwd=project, shell=True,
+                       capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "true"})
+    assert r.returncode != 0 and "bao.epoch: unknown parameter" in r.stdout + r.stderr
+    assert "Running stage 'prepare_data'" not in r.stdout + r.stderr
+    sh("git checkout -- .", project)
+    sh(f"{sys.executable} -m dvc checkout", project)
+    assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
 
 
 def test_fresh_clone_does_not_retrain_pretrain(tmp_path):

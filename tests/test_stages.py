@@ -57,3 +57,24 @@ def test_missing_pretrained_checkpoint_is_an_error(tmp_path):
     r = run_stage(tmp_path, "train_transcam", p)
     assert r.returncode == 2 and "models/pretrained/conformer/weights.pth" in r.stderr and "get_*_weights" in r.stderr
     assert not (tmp_path / "models" / "transcam").exists()
+
+
+def test_check_params_names_unknown_keys_and_a_missing_folder(tmp_path):
+    """The first stage (every other depends on it) checks all of params.yaml: a key added with
+    Hydra's ``+`` and a data.folder that is not a VOC-layout folder fail in seconds, writing nothing."""
+    p = base_params()
+    p["bao"]["epoch"] = 3
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and r.stderr.startswith("error: bao.epoch: unknown parameter")
+    assert len(r.stderr.strip().splitlines()) == 1
+    p = base_params()
+    p["data"].update(source="folder", folder=str(tmp_path / "nowhere"))
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "nowhere: data.folder does not exist" in r.stderr
+    (tmp_path / "voc" / "JPEGImages").mkdir(parents=True)
+    p["data"]["folder"] = str(tmp_path / "voc")
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "ImageSets/Segmentation/train.txt: required" in r.stderr
+    assert not (tmp_path / "checks").exists()
+    r = run_stage(tmp_path, "check_params", base_params())
+    assert r.returncode == 0 and (tmp_path / "checks" / "params.txt").read_text() == "params.yaml: checked\n"

@@ -211,6 +211,18 @@ def _colour_to_index(path: Path, rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_folder(src: Path) -> Path:
+    """The VOC root of ``data.folder`` after checking its layout (a folder, JPEGImages/,
+    SegmentationClass/, the train and val lists); a DataError names what is missing."""
+    if not src.is_dir():
+        raise DataError(f"{src}: data.folder does not exist or is not a folder")
+    voc = find_voc_root(src)
+    for need in (split_path(voc, "train"), split_path(voc, "val"), voc / "SegmentationClass"):
+        if not need.exists():
+            raise DataError(f"{need}: required in a VOC-format dataset (data.folder) but missing")
+    return voc
+
+
 def prepare_folder(src: Path, root: Path) -> dict:
     """An existing VOC-format dataset -> ``root`` (data.source: folder).
 
@@ -220,10 +232,7 @@ def prepare_folder(src: Path, root: Path) -> dict:
     extra masks. Masks in the VOC colour map saved as RGB are converted to palette PNGs. Files listed
     but missing are left for ``validate`` to report (or skip, with ``base.bad_input: skip``).
     """
-    voc = find_voc_root(src)
-    for need in (split_path(voc, "train"), split_path(voc, "val"), voc / "SegmentationClass"):
-        if not need.exists():
-            raise DataError(f"{need}: required in a VOC-format dataset (data.folder) but missing")
+    voc = check_folder(src)
     splits = {s: read_split(voc, s) for s in ("train", "val", "trainval", "test", "train_aug")
               if split_path(voc, s).exists()}
     if "train_aug" not in splits:

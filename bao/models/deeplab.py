@@ -117,7 +117,8 @@ def load_imagenet_backbone(model: "DeepLab", path) -> None:
 
 
 class DeepLab(nn.Module):
-    def __init__(self, arch="deeplabv2", backbone="resnet101_msra", num_classes=NUM_CLASSES, output_stride=8):
+    def __init__(self, arch="deeplabv2", backbone="resnet101_msra", num_classes=NUM_CLASSES, output_stride=8,
+                 aspp_rates=None):
         super().__init__()
         self.arch = arch
         v3 = arch == "deeplabv3plus"
@@ -131,11 +132,11 @@ class DeepLab(nn.Module):
             chans = self.backbone.feature_info.channels()
         if v3:
             scale = 16 // output_stride
-            self.aspp = ASPPv3(chans[-1], rates=tuple(r * scale for r in (6, 12, 18)))
+            self.aspp = ASPPv3(chans[-1], rates=tuple(aspp_rates or (r * scale for r in (6, 12, 18))))
             self.low = _conv_bn(chans[0], 48)
             self.head = nn.Sequential(_conv_bn(304, 256, 3), _conv_bn(256, 256, 3), nn.Conv2d(256, num_classes, 1))
         else:
-            self.head = ASPPv2(chans[-1], num_classes)
+            self.head = ASPPv2(chans[-1], num_classes, rates=tuple(aspp_rates or (6, 12, 18, 24)))
 
     def head_modules(self):
         return [m for m in (getattr(self, "aspp", None), getattr(self, "low", None), self.head) if m is not None]
@@ -162,7 +163,7 @@ def build_deeplab(cfg, imagenet=None) -> nn.Module:
         if imagenet is not None:
             load_resnet38_imagenet(model, imagenet, "deeplab.backbone")
         return model
-    model = DeepLab(cfg.arch, cfg.backbone, NUM_CLASSES, cfg.output_stride)
+    model = DeepLab(cfg.arch, cfg.backbone, NUM_CLASSES, cfg.output_stride, cfg.aspp_rates)
     if imagenet is not None:
         load_imagenet_backbone(model, imagenet)
     return model

@@ -1,9 +1,12 @@
 """Streaming confusion matrix for semantic segmentation (ignore label 255), kept apart from training."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from bao.classes import IGNORE, NUM_CLASSES
+from bao.io import write_json
 
 
 class ConfusionMatrix:
@@ -45,3 +48,17 @@ class ConfusionMatrix:
             "pixel_acc": float(np.diag(self.hist).sum() / total) if total else 0.0,
             "iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)},
         }
+
+
+def details_path(metric_path: str | Path) -> Path:
+    """Where the whole record of a metric file goes: ``metrics/seed.json`` -> ``metrics/details/seed.json``."""
+    p = Path(metric_path)
+    return p.parent / "details" / p.name
+
+
+def write_scores(metric_path: str | Path, record: dict, headline: tuple[str, ...] = ("miou",)) -> None:
+    """The DVC metric file gets the headline numbers only (what ``dvc metrics show`` and ``dvc exp show``
+    list); the whole record (per-class IoU, pixel accuracy, counts, provenance) goes to
+    ``details_path(metric_path)``, an output that is no metric."""
+    write_json(details_path(metric_path), record)
+    write_json(metric_path, {k: record[k] for k in headline})

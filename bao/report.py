@@ -135,9 +135,17 @@ def threshold_figure(curve_csv: str | Path, bao_seed: float | None, path: str | 
     save_fig(fig, path)
 
 
-def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Path, suptitle: str) -> None:
+def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Path, suptitle: str,
+                classes: list[int] | None = None, notes: dict | None = None, caption: str = "") -> None:
+    """Panels in rows (RGB images, colourised label maps, or [0, 1] heat maps in ``jet``). ``classes``:
+    the class indices whose colours appear, drawn as a key under the grid; ``notes``: {(row, col): text}
+    under a panel; ``caption``: a line under everything."""
+    from matplotlib.patches import Patch
+
+    from bao.classes import CLASSES
+
     n, k = len(rows), len(titles)
-    fig, axes = plt.subplots(n, k, figsize=(2.2 * k, 2.0 * n), squeeze=False)
+    fig, axes = plt.subplots(n, k, figsize=(2.2 * k, 2.0 * n + (0.5 if classes else 0)), squeeze=False)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             ax = axes[i][j]
@@ -146,8 +154,17 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(titles[j], fontsize=9)
+            if notes and (i, j) in notes:
+                ax.set_xlabel(notes[i, j], fontsize=7, color="C3")
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
+    if classes:
+        handles = [Patch(facecolor=_PAL[c] / 255, edgecolor="grey", label=CLASSES[c]) for c in sorted(set(classes))]
+        handles.append(Patch(facecolor=_PAL[255] / 255, edgecolor="grey", label="ignored (boundary)"))
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 6),
+                   fontsize=7, frameon=False, title="class colours", title_fontsize=7)
+    if caption:
+        fig.text(0.5, -0.11 if classes else 0.0, caption, ha="center", va="top", fontsize=7, wrap=True)
     save_fig(fig, path)
 
 

@@ -32,8 +32,8 @@ from bao.classes import CLASSES, NUM_CLASSES
 from bao.crf import crf_probs
 from bao.data import VOCDataset
 from bao.data.voc import split_path
-from bao.io import atomic_dir, atomic_file, save_label_png, write_json, write_text
-from bao.metrics import ConfusionMatrix
+from bao.io import atomic_dir, atomic_file, save_label_png, write_text
+from bao.metrics import ConfusionMatrix, write_scores
 from bao.models.deeplab import build_deeplab
 from bao.models.weights import load_trained
 from bao.pipeline import paths
@@ -90,7 +90,7 @@ def run(params, source):
             cm.update(pred, ds.load_mask(image_id, image.shape[:2]))
     print(f"[timing] {STAGES[source]}: images={len(ds)} seconds={time.perf_counter() - t0:.3f}")
     res = {"masks": source, "split": cfg.split, "images": len(ds), **cm.summary(CLASSES)}
-    write_json(getattr(P.metrics.segmentation, source), res)
+    write_scores(getattr(P.metrics.segmentation, source), res)
     print(f"DeepLab ({source} masks) mIoU on {cfg.split}: {100 * res['miou']:.2f}")
     if source != "bao":
         return

@@ -22,7 +22,8 @@ from bao.cam import minmax_norm, multi_scale, transcam_fn
 from bao.classes import NUM_CLASSES
 from bao.data import VOCDataset
 from bao.eval_labels import score_cams, threshold_range
-from bao.io import save_npz, write_json, write_text
+from bao.io import save_npz, write_text
+from bao.metrics import write_scores
 from bao.models import create_model
 from bao.models.weights import load_trained
 from bao.pipeline import paths
@@ -59,7 +60,8 @@ def run(params):
     res = score_cams(P.cams, P.data, "train", threshold_range(*params.cams.thresholds))
     write_text(P.metrics.transcam_threshold, pd.DataFrame(res.pop("curve")).to_csv(index=False))
     best = res.pop("best")
-    write_json(P.metrics.transcam_seed, {**res, "pixel_acc": best["pixel_acc"], "iou": best["iou"]})
+    write_scores(P.metrics.transcam_seed, {**res, "pixel_acc": best["pixel_acc"], "iou": best["iou"]},
+                 headline=("miou", "best_threshold"))
     print(f"TransCAM seed mIoU on train: {100 * res['miou']:.2f} at background threshold {res['best_threshold']:.2f}")
 
 

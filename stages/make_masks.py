@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bao.crf import crf_labels, crf_probs
 from bao.data import VOCDataset
 from bao.eval_labels import cam_to_label, load_cam, score_labels
-from bao.io import load_label_png, load_npz, save_label_png, write_json
+from bao.io import load_label_png, load_npz, save_label_png
+from bao.metrics import write_scores
 from bao.pipeline import paths
 from bao.stage import main_with_item
 from bao.workers import map_split
@@ -67,7 +68,7 @@ def run(params, source):
     out = Path(P.masks) / source
     map_split(f"make_masks_{source}", out, ids, partial(make_work, params, source), ".png", params.masks.workers)
     res = score_labels(out, P.data, "train")
-    write_json(getattr(P.metrics.mask, source), {"source": source, **res})
+    write_scores(getattr(P.metrics.mask, source), {"source": source, **res})
     print(f"{source} mask mIoU on train: {100 * res['miou']:.2f}")
 
 

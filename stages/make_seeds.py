@@ -21,7 +21,7 @@ from bao.data import VOCDataset, read_split
 from bao.eval_labels import score_labels
 from bao.io import save_label_png, save_npz, write_json
 from bao.method import COMBINES, combine_seed_scores, seed_labels
-from bao.metrics import ConfusionMatrix
+from bao.metrics import ConfusionMatrix, write_scores
 from bao.pipeline import paths
 from bao.runtime import amp_context, select_device
 from bao.seeds import load_target, passes, rule_confusions, seed_confusions, seed_maps
@@ -67,7 +67,7 @@ def run(params):
     per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers,
                           gpu=True)
     res = score_labels(P.seeds, P.data, "train")
-    write_json(P.metrics.seed, {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
+    write_scores(P.metrics.seed, {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")
 
     parts = list(per_image.values())

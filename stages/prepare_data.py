@@ -31,7 +31,9 @@ def run(params):
                              seed=params.base.seed)
         else:
             prepare_voc(tmp, Path(d.download_dir), d.voc_urls, d.voc_md5, d.sbd_urls, d.sbd_md5)
-        report = validate(tmp, ["train_aug", "train", "val", "test"], params.base.bad_input)
+        # a bad file is named in the user's folder (data.folder), not in the copy being built
+        source = Path(info["folder"]) if d.source == "folder" else None
+        report = validate(tmp, ["train_aug", "train", "val", "test"], params.base.bad_input, source)
     write_json(P.metrics.data, {"source": d.source, **info, **report["counts"],
                                 "skipped": len(report["skipped"]), "skipped_files": report["skipped"]})
 

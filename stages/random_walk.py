@@ -24,7 +24,8 @@ from bao.classes import NUM_CLASSES
 from bao.crf import crf_labels
 from bao.data import VOCDataset
 from bao.eval_labels import load_cam, score_labels
-from bao.io import save_label_png, write_json
+from bao.io import save_label_png
+from bao.metrics import write_scores
 from bao.models.resnet38 import AffinityNet, create_affinitynet
 from bao.models.weights import load_trained
 from bao.pipeline import paths
@@ -90,7 +91,7 @@ def run(params):
     out = Path(P.masks) / "transcam"
     map_split(STAGE, out, ids, partial(make_work, params), ".png", params.base.infer_workers, gpu=True)
     res = score_labels(out, P.data, "train")
-    write_json(P.metrics.mask.transcam, {"source": "transcam", "refinement": "psa+crf", **res})
+    write_scores(P.metrics.mask.transcam, {"source": "transcam", "refinement": "psa+crf", **res})
     print(f"transcam (PSA + CRF) mask mIoU on train: {100 * res['miou']:.2f}")
 
 

@@ -62,19 +62,28 @@ def run(params):
     # Figure 2: image / ground truth / DeepLab prediction on val
     split = params.evaluate.split
     val = VOCDataset(P.data, split, masks="gt", ids=figure_ids(P.data, split, r.figure2_ids, "report.figure2_ids"))
-    rows = []
-    for i in val.ids:
+    rows, present, notes = [], set(), {}
+    for r_, i in enumerate(val.ids):
         img = val.load_image(i)
-        rows.append([img, colorize(val.load_mask(i, img.shape[:2])),
-                     colorize(load_label_png(Path(P.predictions) / "bao" / split / f"{i}.png"))])
-    grid_figure(rows, ["image", "ground truth", "DeepLab (BAO masks)"], F.figure2, "Figure 2: segmentation examples")
+        gt = val.load_mask(i, img.shape[:2])
+        preds = [load_label_png(Path(P.predictions) / s / split / f"{i}.png") for s in ("transcam", "bao")]
+        for c_, pred in enumerate(preds, start=2):
+            if not (pred[pred != 255] > 0).any():
+                notes[r_, c_] = "no foreground predicted"
+        present |= {int(c) for lab in (gt, *preds) for c in np.unique(lab) if c != 255}
+        rows.append([img, colorize(gt)] + [colorize(p) for p in preds])
+    caption = ("Segmentation networks trained on each row's masks, on " + split + "." +
+               (" A black panel is an all-background prediction: the network found no object there."
+                if notes else ""))
+    grid_figure(rows, ["image", "ground truth", "trained on TransCAM masks", "trained on BAO masks"], F.figure2,
+                "Figure 2: segmentation examples", classes=sorted(present), notes=notes, caption=caption)
 
     # Figure 3: image / TransCAM CAM / BAO activation map / seed / mask / ground truth on train
     device = select_device(params.base.device)
     target = load_target(params, Path(P.bao) / params.bao.update, device)
     amp = amp_context(device, params.base.amp)
     train = VOCDataset(P.data, "train", masks="gt", ids=figure_ids(P.data, "train", r.figure3_ids, "report.figure3_ids"))
-    rows = []
+    rows, present = [], set()
     with torch.no_grad():
         for i in train.ids:
             img = train.load_image(i)
@@ -82,12 +91,13 @@ def run(params):
             cam = cams.max(0) if len(keys) else np.zeros(img.shape[:2])
             scores = seed_scores(target, img, train.label(i), params.cams, "am", device, amp)
             am = scores[1:].clamp(min=0).amax(0).numpy()  # foreground probability of the AM
-            rows.append([img, np.clip(cam, 0, 1), np.clip(am, 0, 1),
-                         colorize(load_label_png(Path(P.seeds) / f"{i}.png")),
-                         colorize(load_label_png(Path(P.masks) / "bao" / f"{i}.png")),
-                         colorize(train.load_mask(i, img.shape[:2]))])
+            labels = [load_label_png(Path(P.seeds) / f"{i}.png"), load_label_png(Path(P.masks) / "bao" / f"{i}.png"),
+                      train.load_mask(i, img.shape[:2])]
+            present |= {int(c) for lab in labels for c in np.unique(lab) if c != 255}
+            rows.append([img, np.clip(cam, 0, 1), np.clip(am, 0, 1)] + [colorize(lab) for lab in labels])
     grid_figure(rows, ["image", "TransCAM CAM", "BAO activation map", "BAO seed", "mask (CRF)", "ground truth"],
-                F.figure3, "Figure 3: activation maps (max over the image's classes)")
+                F.figure3, "Figure 3: activation maps (max over the image's classes)", classes=sorted(present),
+                caption="CAM and activation map: blue 0 to red 1 (jet). Seed, mask and ground truth: the class colours.")
     print(Path(M.table1_md).read_text())
 
 

@@ -42,12 +42,13 @@ def test_bad_params_name_the_key(edit, key):
 
 
 def test_params_yaml_is_composed_from_conf(tmp_path):
-    """dvc exp run (Hydra) regenerates params.yaml from conf/: the two must agree."""
+    """dvc exp run (Hydra) regenerates params.yaml from conf/: the committed file is its output byte for
+    byte, so a `-S` run changes only the keys it sets (python scripts/compose_params.py writes it)."""
     from dvc.utils.hydra import compose_and_dump
 
     out = tmp_path / "params.yaml"
     compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [])
-    assert yaml.safe_load(out.read_text()) == raw()
+    assert out.read_text() == (ROOT / "params.yaml").read_text()
 
 
 def test_paper_experiment_composes_to_valid_params(tmp_path):

@@ -40,3 +40,16 @@ def test_shape_mismatch_raises():
 
     with pytest.raises(ValueError):
         ConfusionMatrix().update(np.zeros((2, 2)), np.zeros((3, 2)))
+
+
+def test_write_scores_splits_headline_and_record(tmp_path):
+    """A metric file holds the headline numbers only; the whole record goes to metrics/details/."""
+    import json
+
+    from bao.metrics import details_path, write_scores
+
+    record = {"split": "train", "images": 3, "miou": 0.5, "best_threshold": 0.4, "iou": {"background": 0.9}}
+    write_scores(tmp_path / "seed.json", record, headline=("miou", "best_threshold"))
+    assert json.loads((tmp_path / "seed.json").read_text()) == {"miou": 0.5, "best_threshold": 0.4}
+    assert details_path(tmp_path / "seed.json") == tmp_path / "details" / "seed.json"
+    assert json.loads((tmp_path / "details" / "seed.json").read_text()) == record

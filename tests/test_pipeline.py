@@ -2,6 +2,7 @@
 commands the README shows."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,11 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
                  "transcam_segmentation"):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
-    assert json.loads((m / "transcam_mask.json").read_text())["refinement"] == "psa+crf"
+    # the metric files DVC lists hold the headline numbers only; the records are in metrics/details/
+    assert json.loads((m / "details" / "transcam_mask.json").read_text())["refinement"] == "psa+crf"
+    assert set(json.loads((m / "transcam_seed.json").read_text())) == {"miou", "best_threshold"}
+    assert set(json.loads((m / "seed.json").read_text())) == {"miou"}
+    assert "iou" in json.loads((m / "details" / "segmentation.json").read_text())
     for v in ("amn", "share", "ema", "share+ema"):
         assert (m / "bao" / f"{v}.csv").read_text().startswith("epoch,")
     table = (m / "table1.md").read_text()
@@ -134,6 +139,12 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert yaml.safe_load((project / "params.yaml").read_text())["ema"]["tau"] == 0.5
     assert (m / "bao" / "ema.csv").read_text() != before  # the EMA target moved differently
     sh(f"{sys.executable} -m dvc metrics diff --json", project)  # runs against the committed baseline
+    # README "Experiments": its `dvc exp show` command fits a 120-column terminal with nothing elided
+    readme = (project / "README.md").read_text()
+    cmd = re.search(r"^dvc exp show [^#\n]*", readme, re.M).group(0).strip()
+    table = sh(f"{sys.executable} -m {cmd}", project, COLUMNS="120")
+    assert "…" not in table and max(map(len, table.splitlines())) <= 120, table
+    assert "ema.tau" in table and "metrics/seed.json:miou" in table, table
     # a misspelt key (Hydra's advice: +bao.epoch) fails in check_params, before any stage deletes its
     # outputs; README "After a failed experiment": back to the last commit, dvc status clean
     r = subprocess.run(f"{sys.executable} -m dvc exp run -S +bao.epoch=3", cwd=project, shell=True,

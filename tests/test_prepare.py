@@ -12,7 +12,7 @@ from scipy.io import savemat
 
 from bao.data import DataError, read_split
 from bao.data.prepare import DownloadError, download, prepare_voc, safe_extract
-from bao.io import load_label_png
+from bao.io import load_label_png, save_label_png
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -214,8 +214,11 @@ def test_prepare_folder_errors_name_the_file(mini_root, tmp_path):
 
     from bao.data.prepare import prepare_folder
 
-    with pytest.raises(DataError, match="JPEGImages"):
+    with pytest.raises(DataError, match="nothing: data.folder does not exist"):
         prepare_folder(tmp_path / "nothing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="JPEGImages"):
+        prepare_folder(tmp_path / "empty", tmp_path / "out")
     voc = _voc_folder(mini_root, tmp_path / "src")
     png = voc / "SegmentationClass" / f"{read_split(voc, 'val')[0]}.png"
     Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(png)
@@ -224,3 +227,54 @@ def test_prepare_folder_errors_name_the_file(mini_root, tmp_path):
     (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
     with pytest.raises(DataError, match="val.txt: required"):
         prepare_folder(tmp_path / "src", tmp_path / "out2")
+
+
+def test_bad_files_named_in_the_users_folder(mini_root, tmp_path):
+    """prepare_data on data.folder with one truncated JPEG and one mask holding 37: the error names the
+    file in the user's folder (not the copy being built) and the way out; nothing half-built stays;
+    with base.bad_input=skip both are dropped and counted."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT
+
+    voc = _voc_folder(mini_root, tmp_path / "src")
+    train = read_split(voc, "train")
+    jpg = voc / "JPEGImages" / f"{train[0]}.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:300])
+    png = voc / "SegmentationClass" / f"{train[1]}.png"
+    mask = load_label_png(png)
+    mask[0, 0] = 37
+    save_label_png(png, mask)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source="folder", folder=str(tmp_path / "src"))
+
+    def prepare(policy):
+        params["base"]["bad_input"] = policy
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
+        return subprocess.run([sys.executable, str(ROOT / "stages" / "prepare_data.py")], cwd=work,
+                              capture_output=True, text=True)
+
+    def error(r):  # the last line (above it: progress bars)
+        assert r.returncode == 2, r.stderr
+        return r.stderr.strip().splitlines()[-1]
+
+    err = error(prepare("error"))
+    assert err.startswith(f"error: {jpg}: cannot decode image") and "base.bad_input=skip" in err
+    assert not list((work / "data").glob("*")), "a failed prepare_data leaves nothing behind"
+    jpg.unlink()  # the truncated JPEG re-exported (here: the image dropped): the mask is next
+    (voc / "JPEGImages" / f"{train[0]}.jpg").write_bytes((mini_root / "JPEGImages" / f"{train[0]}.jpg").read_bytes())
+    err = error(prepare("error"))
+    assert err.startswith(f"error: {png}: label values [37] outside 0-20 and 255") and "re-export that file" in err
+    jpg.write_bytes(jpg.read_bytes()[:300])
+    r = prepare("skip")
+    assert r.returncode == 0, r.stderr
+    data = json.loads((work / "metrics" / "data.json").read_text())
+    assert data["skipped"] == 2 and all(str(voc) in m for m in data["skipped_files"].values())
+    assert train[0] not in read_split(work / "data" / "VOC2012", "train")

@@ -83,6 +83,7 @@ def test_stage_trains_and_get_weights_loads_it(tmp_path):
     p["pretrain"].update(images_per_epoch=32, val_images=16, epochs=2, batch_size=16, image_size=64)
     for code in ("stages", "bao"):  # its resume key hashes its declared code deps
         (tmp_path / code).symlink_to(ROOT / code)
+    assert run_stage(tmp_path, "check_params", p).returncode == 0  # its output is every stage's dependency
     r = run_stage(tmp_path, "pretrain", p)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = (tmp_path / "metrics" / "pretrain.csv").read_text().splitlines()

@@ -206,7 +206,7 @@ def _colour_to_index(path: Path, rgb: np.ndarray) -> np.ndarray:
     for code in np.unique(codes):
         if int(code) not in lut:
             colour = [(int(code) >> k) & 255 for k in (16, 8, 0)]
-            raise DataError(f"{path}: colour {colour} is not a VOC class colour")
+            raise DataError(f"{path}: colour {colour} is not a VOC class colour; {BAD_FILE_FIX}")
         out[codes == code] = lut[int(code)]
     return out
 
@@ -254,7 +254,7 @@ def prepare_folder(src: Path, root: Path) -> dict:
                     mode = img.mode
                     rgb = np.asarray(img.convert("RGB")) if mode in ("RGB", "RGBA") else None
             except Exception as e:
-                raise DataError(f"{png}: cannot read label PNG: {e}") from None
+                raise DataError(f"{png}: cannot read label PNG: {e}; {BAD_FILE_FIX}") from None
             if rgb is None:
                 _link_or_copy(png, root / d / png.name)
             else:
@@ -265,11 +265,15 @@ def prepare_folder(src: Path, root: Path) -> dict:
     return {"folder": str(voc), "colour_masks_converted": converted}
 
 
-def validate(root: Path, splits: list[str], policy: str) -> dict:
+BAD_FILE_FIX = "re-export that file, or run with -S base.bad_input=skip to drop and count such files"
+
+
+def validate(root: Path, splits: list[str], policy: str, source: Path | None = None) -> dict:
     """Check every listed file; with policy 'skip', drop bad ids from the split lists and count them.
 
     Checks: image present and decodable RGB; mask values in 0-20/255; mask size = image size;
-    at least one foreground class in a training image.
+    at least one foreground class in a training image. ``source``: the user's folder the files of
+    ``root`` came from (data.folder's VOC root): errors name the file there, with the way out.
     """
     report = {"skipped": {}, "counts": {}}
     for split in splits:
@@ -286,9 +290,10 @@ def validate(root: Path, splits: list[str], policy: str) -> dict:
                         raise DataError(f"{ds.mask_path(image_id)}: no foreground class in a training image")
                 keep.append(image_id)
             except DataError as e:
+                msg = str(e) if source is None else str(e).replace(str(root), str(source))
                 if policy == "error":
-                    raise
-                report["skipped"][image_id] = str(e)
+                    raise DataError(f"{msg}; {BAD_FILE_FIX}") from None
+                report["skipped"][image_id] = msg
         if not keep:
             raise DataError(f"{split_path(root, split)}: no usable image in split '{split}'")
         if len(keep) != len(ds.ids):

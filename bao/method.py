@@ -207,7 +207,7 @@ def camsfg_ambg_scores(maps_sum: torch.Tensor, label: torch.Tensor) -> torch.Ten
     """The release's seed scores (21, H, W): ``camsfg_ambg`` = [the refined AM's raw background logit,
     the refined CAM's foreground] summed over the passes, times [1, label], then ``release_norm``; the
     seed is their argmax (infer_bao.py l.71-102). No softmax, no threshold."""
-    keep = torch.cat([torch.ones(1, dtype=maps_sum.dtype), label.to(maps_sum.dtype)])[:, None, None]
+    keep = torch.cat([maps_sum.new_ones(1), label.to(maps_sum)])[:, None, None]  # on the maps' device
     return release_norm(maps_sum * keep)
 
 
@@ -225,7 +225,7 @@ def combine_seed_scores(am_sum: torch.Tensor, cam_sum: torch.Tensor, label: torc
     """
     if combine == "camsfg_ambg":
         return camsfg_ambg_scores(torch.cat([am_sum[:1].float(), cam_sum.float()]), label)
-    present = torch.cat([torch.ones(1, dtype=torch.bool), label > 0])[:, None, None]
+    present = torch.cat([label.new_ones(1, dtype=torch.bool), label > 0])[:, None, None].to(am_sum.device)
     if combine == "cam":
         fg = minmax_norm(cam_sum) * present[1:]
         scores = torch.cat([1.0 - fg.amax(0, keepdim=True), fg])  # eq. 6

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -152,8 +153,21 @@ def test_dvc_repro_end_to_end(project, tmp_path):
                        capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "true"})
     assert r.returncode != 0 and "bao.epoch: unknown parameter" in r.stdout + r.stderr
     assert "Running stage 'prepare_data'" not in r.stdout + r.stderr
-    sh("git checkout -- .", project)
-    sh(f"{sys.executable} -m dvc checkout", project)
+    recovery = re.search(r"^(git read-tree .*?)\s+#", (project / "README.md").read_text(), re.M).group(1)
+    sh(recovery.replace("dvc ", f"{sys.executable} -m dvc "), project)
+    assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
+    # README: a queued experiment runs in its own tree; when it fails, it stays listed as Failed with
+    # its log, and the workspace is untouched
+    sh(f"{sys.executable} -m dvc exp run --queue -S +bao.epoch=3 --name bad-key", project)
+    sh(f"{sys.executable} -m dvc queue start -j 1", project)
+    for _ in range(300):
+        status = sh(f"{sys.executable} -m dvc queue status", project)
+        if "bad-key" in status and not re.search(r"Queued|Running", status):
+            break
+        time.sleep(1)
+    assert re.search(r"bad-key\s.*Failed", status), status
+    assert "bao.epoch: unknown parameter" in sh(f"{sys.executable} -m dvc queue logs bad-key", project)
+    assert re.search(r"bad-key.*,Failed,", sh(f"{sys.executable} -m dvc exp show --csv", project)), "not listed"
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
 
 

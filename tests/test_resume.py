@@ -65,6 +65,10 @@ def test_finish_leaves_no_checkpoint(tmp_path):
     ck.save({"step": 1})
     ck.finish()
     assert not (tmp_path / "last.pt").exists() and (tmp_path / "status.json").exists()
+    # a finished folder is the same under any key: DVC sees no change after going back to a commit
+    other = tmp_path / "other"
+    Checkpointer(other, "another key").finish()
+    assert (other / "status.json").read_bytes() == (tmp_path / "status.json").read_bytes()
 
 
 def test_batches_partition_over_ranks():

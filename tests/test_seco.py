@@ -1,0 +1,216 @@
+"""SeCo's losses and PAR against hand computations on tiny tensors."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bao import seco
+
+
+def test_balanced_seg_loss_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [5.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 3)
+    label = torch.tensor([[[0, 1, 255]]])
+    ce0 = -math.log(math.exp(2) / (math.exp(2) + 2))   # the background pixel
+    ce1 = -math.log(math.e / (math.e + 2))             # the foreground pixel; 255 ignored
+    expected = 0.5 * (ce0 / (1 + 1e-6) + ce1 / (1 + 1e-6))
+    assert seco.balanced_seg_loss(logits, label).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_label_to_aff_mask_by_hand():
+    aff = seco.label_to_aff_mask(torch.tensor([[[0, 1], [1, 255]]]))[0]
+    i = 255
+    assert aff.tolist() == [[i, 0, 0, i], [0, i, 1, i], [0, 1, i, i], [i, i, i, i]]
+
+
+def test_patch_contrast_by_hand():
+    s = 1 / math.sqrt(2)
+    fmap = torch.tensor([[1.0, 0.0, s], [0.0, 1.0, s]]).reshape(1, 2, 1, 3)  # tokens (1,0), (0,1), (s,s)
+    aff = seco.label_to_aff_mask(torch.tensor([[[0, 0, 1]]]))
+    # one-label pairs (0,1),(1,0): |cos| 0; two-label pairs: four at |cos| s
+    expected = 0.5 * (1 - 0 / (2 + 1)) + 0.5 * (4 * s) / (4 + 1)
+    assert seco.patch_contrast_loss(fmap, aff).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_lil_by_hand():
+    q = torch.tensor([[1.0]])
+    keys = torch.tensor([[1.0], [3.0], [2.5]])           # logits 1, 3, 2.5 at temperature 1
+    loss, flags = seco.lil_loss(q, keys, torch.tensor([1.0]), torch.tensor([1.0, 2.0, 2.0]), 1.0, 1.0)
+    # shifted by the max: -2, 0, -0.5; the max (exactly 0) leaves the denominator; the row's log-probs
+    # are summed over all three keys (two non-positive ones give -log(denominator)); one positive pair
+    denom = math.exp(-2) + math.exp(-0.5)
+    assert loss.item() == pytest.approx(-(-2 - 3 * math.log(denom)), rel=1e-6)
+    assert flags.tolist() == [1.0]
+    # the batch's unsure crops (-1) and the queue's unsure keys take no part; n = 2 crops
+    flags, key_flags = torch.tensor([1.0, -1.0]), torch.tensor([1.0, 2.0, 2.0, -1.0])
+    loss2, _ = seco.lil_loss(torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[0.5]])]),
+                             flags, key_flags, 1.0, 1.0)
+    assert loss2.item() == pytest.approx(-(-2 - 4 * math.log(denom)) / 2, rel=1e-6)
+    # a row whose summed log-probabilities are positive is dropped: here the unsure key is the max
+    loss3, _ = seco.lil_loss(torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[9.0]])]),
+                             flags, key_flags, 1.0, 1.0)
+    d3 = math.exp(-8) + math.exp(-6) + math.exp(-6.5)
+    assert -8 - 4 * math.log(d3) > 0 and loss3.item() == 0.0
+
+
+def test_lil_relabels_a_crop_whose_positives_sit_below_its_mean():
+    # twelve positives at logit 0 under one negative at 2: shifted, the positives are all -2, below
+    # the row mean (-24/13): 12 below vs 1 above, more than 10 -> flag 0 and no loss
+    keys = torch.tensor([[2.0]] + [[0.0]] * 12)
+    loss, flags = seco.lil_loss(torch.tensor([[1.0]]), keys, torch.tensor([3.0]),
+                                torch.tensor([5.0] + [3.0] * 12), 1.0, 1.0)
+    assert flags.tolist() == [0.0] and loss.item() == 0.0
+
+
+def test_lig_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    prototypes = torch.tensor([[1.0, 0.3], [2.0, 0.7], [0.5, 5.0]])
+    # crop 0 class 1, crop 1 class 2, crop 2 background: classes 1 and 2 present, prototype 3 left out
+    loss = seco.lig_loss(q, prototypes, torch.tensor([1.0, 2.0, 0.0]), 1.0, 1.0)
+    lp0 = 1.0 - math.log(math.exp(1.0) + math.exp(2.0))
+    lp1 = 0.7 - math.log(math.exp(0.3) + math.exp(0.7))
+    assert loss.item() == pytest.approx(-(lp0 + lp1) / 2, rel=1e-6)
+    # at temperature 0.5 (base 0.1) the logits double and the loss is scaled by 5
+    loss_t = seco.lig_loss(q, prototypes, torch.tensor([1.0, 2.0, 0.0]), 0.5, 0.1)
+    lp0 = 2.0 - math.log(math.exp(2.0) + math.exp(4.0))
+    lp1 = 1.4 - math.log(math.exp(0.6) + math.exp(1.4))
+    assert loss_t.item() == pytest.approx(-5 * (lp0 + lp1) / 2, rel=1e-6)
+
+
+def test_par_on_a_flat_image_scales_by_one_plus_w2_per_iteration():
+    image = torch.full((1, 3, 6, 6), 0.5)
+    # flat image: uniform image weights (sum 1) plus w2 x a softmax (sum w2) over the neighbours
+    flat = seco.par_refine(image, torch.ones(1, 1, 6, 6), dilations=(1, 2), iterations=3)
+    assert torch.allclose(flat, torch.full_like(flat, 1.01 ** 3))
+
+
+def test_par_matches_a_per_pixel_loop():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 5, 4, generator=g)
+    masks = torch.rand(1, 2, 5, 4, generator=g)
+    out = seco.par_refine(image, masks, dilations=(1, 2), iterations=1)
+    img, m = image[0].numpy().astype(np.float64), masks[0].numpy().astype(np.float64)
+    offsets = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+    nbrs = [(d * dy, d * dx, d * (math.sqrt(2) if dy and dx else 1)) for d in (1, 2) for dy, dx in offsets]
+    dist = np.array([r for _, _, r in nbrs])
+    pos = -(dist / (dist.std(ddof=1) + 1e-8) / 0.3) ** 2
+    pos = np.exp(pos) / np.exp(pos).sum()
+    ref = np.zeros_like(m)
+    for y in range(5):
+        for x in range(4):
+            at = [(min(max(y + dy, 0), 4), min(max(x + dx, 0), 3)) for dy, dx, _ in nbrs]  # replicate border
+            cols = np.stack([img[:, a, b] for a, b in at], 1)                           # (3, K)
+            aff = -(np.abs(cols - img[:, y, x][:, None]) / (cols.std(1, ddof=1, keepdims=True) + 1e-8) / 0.3) ** 2
+            aff = aff.mean(0)
+            w = np.exp(aff) / np.exp(aff).sum() + 0.01 * pos
+            ref[:, y, x] = sum(w[k] * m[:, a, b] for k, (a, b) in enumerate(at))
+    assert np.allclose(out[0].numpy(), ref, atol=1e-5)
+
+
+def _direct_w(image, sigma_rgb, sigma_xy):
+    """The bilateral kernel pair by pair: O(N^2) Python loops."""
+    _, h, w = image.shape
+    pix = [(y, x) for y in range(h) for x in range(w)]
+    W = np.zeros((len(pix), len(pix)))
+    for i, (yi, xi) in enumerate(pix):
+        for j, (yj, xj) in enumerate(pix):
+            dxy = (yi - yj) ** 2 + (xi - xj) ** 2
+            drgb = float(((image[:, yi, xi] - image[:, yj, xj]) ** 2).sum())
+            W[i, j] = math.exp(-dxy / (2 * sigma_xy ** 2) - drgb / (2 * sigma_rgb ** 2))
+    return W
+
+
+def test_bilateral_apply_matches_the_direct_sum():
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 3, 4, generator=g, dtype=torch.float64) * 255
+    values = torch.rand(2, 2, 3, 4, generator=g, dtype=torch.float64)
+    out = seco.bilateral_apply(image, values, sigma_rgb=40.0, sigma_xy=2.0, chunk=5)  # chunks cut rows
+    for n in range(2):
+        W = _direct_w(image[n].numpy(), 40.0, 2.0)
+        ref = values[n].flatten(1).numpy() @ W.T
+        assert np.allclose(out[n].flatten(1).numpy(), ref, rtol=1e-10)
+
+
+def test_dense_energy_value_and_rloss_gradient_by_direct_sum():
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 3, 3, 4, generator=g, dtype=torch.float64) * 255
+    logits = torch.randn(1, 3, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    roi = torch.ones(1, 3, 4, dtype=torch.float64)
+    roi[0, :, 3] = 0  # the last column is crop padding
+    label = torch.zeros(1, 3, 4, dtype=torch.long)
+    label[0, 0, 0] = 255
+    probs = logits.softmax(1)
+    loss = seco.dense_energy_loss(image, probs, roi, label, weight=0.5, sigma_rgb=60.0, sigma_xy=3.0, scale=1.0)
+    loss.backward()
+    # direct: S = P x ROI, G = max(ROI - max_k P, 0) with G = 1 at the 255 pixel; E = -w sum S (G W S)
+    P = probs.detach()[0].flatten(1).numpy()
+    r = roi[0].flatten().numpy()
+    S = P * r
+    G = np.maximum(r - P.max(0), 0)
+    G[0] = 1.0
+    W = _direct_w(image[0].numpy(), 60.0, 3.0)
+    WS = S @ W.T
+    assert loss.item() == pytest.approx(-0.5 * (S * G * WS).sum(), rel=1e-12)
+    # rloss's backward: dE/dP = -2 w G WS x ROI (gate held fixed), then through the softmax
+    dP = torch.from_numpy(-2 * 0.5 * G * WS * r).reshape(1, 3, 3, 4)
+    expected = torch.autograd.grad(logits.softmax(1), logits, dP)[0]
+    assert torch.allclose(logits.grad, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_dense_energy_scales_the_inputs():
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 8, 8, generator=g) * 255
+    logits = torch.randn(2, 4, 8, 8, generator=g, requires_grad=True)
+    roi, label = torch.ones(2, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)
+    loss = seco.dense_energy_loss(image, logits.softmax(1), roi, label)  # SeCo's 1e-7, 15, 100, 0.5
+    loss.backward()
+    assert loss.item() < 0 and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_cam_to_label_by_hand():
+    cam = torch.tensor([[[0.9, 0.5], [0.1, 0.8]], [[0.95, 0.2], [0.3, 0.1]]])[None]  # classes 1, 2
+    box = torch.tensor([[0, 2, 0, 1]])  # the right column is the crop's padding
+    valid, label = seco.cam_to_label(cam, torch.tensor([[1.0, 0.0]]), box, high=0.7, low=0.25)
+    assert torch.equal(valid[0, 1], torch.zeros(2, 2))  # class 2 is not in the image
+    assert label[0].tolist() == [[1, 255], [0, 255]]
+    _, roi = seco.cam_to_label(cam, torch.tensor([[1.0, 1.0]]), torch.tensor([[0, 2, 0, 2]]), 0.7, 0.25, mid=-1)
+    assert roi[0].tolist() == [[2, -1], [-1, 1]]
+
+
+def test_refine_with_background_by_hand():
+    # no PAR iterations and no rescaling: each pixel's label is the argmax of [background plane, CAM]
+    cam = torch.tensor([[0.9, 0.5, 0.1, 0.9]]).reshape(1, 1, 1, 4).repeat(1, 1, 2, 1)
+    image = torch.rand(1, 3, 2, 4)
+    label = seco.refine_with_background(image, cam, torch.tensor([[1.0]]), torch.tensor([[0, 2, 0, 3]]),
+                                        high=0.7, low=0.25, down_scale=1, iterations=0)
+    # 0.9: the class over both planes; 0.5: under the high plane only -> ignored; 0.1: background;
+    # the last column lies outside the box
+    assert label[0].tolist() == [[1, 255, 0, 255]] * 2
+
+
+def test_crop_tags_by_hand():
+    images = torch.arange(3 * 36, dtype=torch.float32).reshape(3, 1, 6, 6)  # pixel values locate a crop
+    roi = torch.zeros(3, 6, 6, dtype=torch.long)
+    roi[:, :, 5] = 255
+    roi[0, 0, :2] = 3
+    roi[0, 1, 0] = 3
+    roi[0, 1, 1] = -1  # two uncertain pixels: the two crop centres (at crop_size/2 from the border)
+    roi[0, 3, 3] = -1
+    roi[1, 0, 0], roi[1, 4, 4] = 1, 2  # two classes, nothing uncertain: centres drawn from all
+    crops, flags = seco.assign_crop_tags(images, roi, crop_num=2, crop_size=2, threshold=0.3)
+    # image 0 has one class: its views are tagged 3 and its uncertain pixels count as class 3
+    where = {int(c[0, 0, 0, 0]): int(f) for c, f in zip(crops, flags[0, 2:])}
+    # crop [0:2, 0:2] holds labels 3, 3, 3 and the uncertain one: sum 10 / 4 > 0.3 -> 3;
+    # crop [2:4, 2:4] holds one uncertain pixel: 1 / 4 <= 0.3 -> background
+    assert flags[0, :2].tolist() == [3, 3] and where == {0: 3, 14: 0}
+    assert flags[1, :2].tolist() == [-1, -1]
+    assert flags[2, :2].tolist() == [1, 1]  # no confident class: the release's initial tag stays
+    for k, c in enumerate(crops):  # image 1: each crop's tag from its own labels
+        y, x = divmod(int(c[1, 0, 0, 0]) - 36, 6)
+        inside = roi[1, y:y + 2, x:x + 2]
+        classes = set(inside.unique().tolist()) - {0}
+        expected = 0 if inside.sum() / 4 <= 0.3 else (classes.pop() if len(classes) == 1 else -1)
+        assert flags[1, k + 2] == expected
+    # the same map crops the same places again (the release re-seeds for every image)
+    again, _ = seco.assign_crop_tags(images, roi, crop_num=2, crop_size=2, threshold=0.3)
+    assert all(torch.equal(a, b) for a, b in zip(crops, again))

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bao import seco
 
@@ -214,3 +215,40 @@ def test_crop_tags_by_hand():
     # the same map crops the same places again (the release re-seeds for every image)
     again, _ = seco.assign_crop_tags(images, roi, crop_num=2, crop_size=2, threshold=0.3)
     assert all(torch.equal(a, b) for a, b in zip(crops, again))
+
+
+def test_seco_net_trains_a_step_with_every_loss():
+    from bao.models.seco_net import SeCoNet
+
+    torch.manual_seed(0)
+    net = SeCoNet("vit_mini", num_classes=4, queue_size=24, aspp_rates=(1, 2))
+    x = torch.rand(2, 3, 64, 64)
+    cls_label = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    cls, seg, fmap, cls_aux, cls_token = net(x)
+    assert cls.shape == cls_aux.shape == (2, 3) and seg.shape == (2, 4, 4, 4) and fmap.shape == (2, 96, 4, 4)
+    cam_aux, cam = net.cams(x)
+    assert cam.shape == cam_aux.shape == (2, 3, 4, 4) and not cam.requires_grad
+    # two global views and two local crops of 32 px per image: tags (2 images x 4 views)
+    crops_q = [torch.rand(2, 3, 32, 32) for _ in range(2)]
+    crops_k = [torch.rand(2, 3, 32, 32) for _ in range(2)]
+    flags = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-1.0, -1.0, 2.0, 3.0]]).reshape(-1, 1)
+    out_q, feats, tags = net.reservoir([x, x.flip(-1)], crops_q, crops_k, flags)
+    assert out_q.shape == (8, 96) and feats.shape == (8 + 8 + 24, 96) and tags.shape == (40, 1)
+    assert int(net.queue_ptr) == 8 and torch.equal(net.queue_flags[:8], flags)
+    protos = net.update_prototypes(cls_token.detach(), torch.tensor([[1], [-1]]))
+    assert torch.allclose(protos.norm(dim=1), torch.ones(3))
+    lil, revised = seco.lil_loss(out_q, feats[8:], flags[:, 0], tags[8:, 0])
+    lig = seco.lig_loss(out_q, protos, revised)
+    label = torch.randint(0, 4, (2, 64, 64))
+    seg_up = F.interpolate(seg, size=(64, 64), mode="bilinear", align_corners=False)
+    loss = (F.multilabel_soft_margin_loss(cls, cls_label) + F.multilabel_soft_margin_loss(cls_aux, cls_label)
+            + 0.3 * seco.patch_contrast_loss(fmap, seco.label_to_aff_mask(label[:, ::16, ::16]))
+            + 0.5 * lil + 0.5 * lig + 0.12 * seco.balanced_seg_loss(seg_up, label)
+            + 0.05 * seco.dense_energy_loss(x * 255, seg_up.softmax(1), torch.ones(2, 64, 64), label))
+    loss.backward()
+    assert all(p.grad is not None for p in net.classifier.parameters())
+    assert net.encoder.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.encoder_k.parameters())  # the momentum encoder takes no gradient
+    with pytest.raises(ValueError, match="ctc_dim"):
+        SeCoNet("vit_mini", ctc_dim=16)
+    assert sum(len(g) for g in net.param_groups()) == sum(1 for p in net.parameters() if p.requires_grad)

@@ -143,7 +143,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     sh(f"{sys.executable} -m dvc metrics diff --json", project)  # runs against the committed baseline
     # README "Experiments": its `dvc exp show` command fits a 120-column terminal with nothing elided
     readme = (project / "README.md").read_text()
-    cmd = re.search(r"^dvc exp show [^#\n]*", readme, re.M).group(0).strip()
+    cmd = re.search(r"^(?:\$ )?(dvc exp show [^#\n]*)", readme, re.M).group(1).strip()
     table = sh(f"{sys.executable} -m {cmd}", project, COLUMNS="120")
     assert "…" not in table and max(map(len, table.splitlines())) <= 120, table
     assert "ema.tau" in table and "metrics/seed.json:miou" in table, table
@@ -153,6 +153,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
                        capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "true"})
     assert r.returncode != 0 and "bao.epoch: unknown parameter" in r.stdout + r.stderr
     assert "Running stage 'prepare_data'" not in r.stdout + r.stderr
+    assert "deleted" not in sh(f"{sys.executable} -m dvc status", project)  # the failed check removed nothing
     recovery = re.search(r"^(git read-tree .*?)\s+#", (project / "README.md").read_text(), re.M).group(1)
     sh(recovery.replace("dvc ", f"{sys.executable} -m dvc "), project)
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
@@ -168,6 +169,8 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert re.search(r"bad-key\s.*Failed", status), status
     assert "bao.epoch: unknown parameter" in sh(f"{sys.executable} -m dvc queue logs bad-key", project)
     assert re.search(r"bad-key.*,Failed,", sh(f"{sys.executable} -m dvc exp show --csv", project)), "not listed"
+    table = sh(f"{sys.executable} -m {cmd}", project, COLUMNS="120")  # queued runs add State/Executor
+    assert "…" not in table and max(map(len, table.splitlines())) <= 120, table
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
 
 

@@ -39,7 +39,8 @@ def table1(m, test_miou: float | None = None) -> pd.DataFrame:
     rows = [
         ("TransCAM", "PSA + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
          _pct(_read(m.segmentation.transcam)), None),
-        ("SeCo (CVPR 2024)", "CRF", None, None, None, None),
+        ("SeCo (CVPR 2024)", "CRF", _pct(_read(m.seco.seed)), _pct(_read(m.seco.mask)),
+         _pct(_read(m.seco.segmentation)), None),
         ("BAO", "CRF", _pct(_read(m.seed)), _pct(_read(m.mask.bao)), _pct(_read(m.segmentation.bao)), test_miou),
     ]
     out = []

@@ -47,6 +47,60 @@ def patch_contrast_loss(fmap: torch.Tensor, aff_mask: torch.Tensor) -> torch.Ten
     return 0.5 * (1 - (cos * pos).sum() / (pos.sum() + 1)) + 0.5 * (cos * neg).sum() / (neg.sum() + 1)
 
 
+# --- the schedule (scripts/train_voc.py, utils/optimizer.py) ------------------------------------
+
+def poly_warmup_lr(step: int, warmup: int, total: int, ratio: float, power: float) -> float:
+    """The learning-rate multiplier of step ``step`` (``PolyWarmupAdamW.step``, l.58-70): linear from
+    ``ratio`` to 1 over ``warmup`` steps, then (1 - step / total) ** power; constant after ``total``."""
+    if step < warmup:
+        return 1 - (1 - step / warmup) * (1 - ratio)
+    return (1 - min(step, total) / total) ** power
+
+
+def loss_weights(n_iter: int, cfg) -> dict[str, float]:
+    """Each loss's weight at iteration ``n_iter`` (train_voc.py l.225-231): classification, auxiliary
+    classification and patch-token contrast throughout; LIL and LIG after ``lil_lig_after``; the
+    segmentation and energy losses after ``seg_after``."""
+    w = {"cls": 1.0, "cls_aux": 1.0, "ptc": cfg.w_ptc, "lil": 0.0, "lig": 0.0, "seg": 0.0, "reg": 0.0}
+    if n_iter > cfg.lil_lig_after:
+        w.update(lil=cfg.w_lil, lig=cfg.w_lig)
+    if n_iter > cfg.seg_after:
+        w.update(seg=cfg.w_seg, reg=cfg.w_reg)
+    return w
+
+
+# --- CAMs (camutils.py) -----------------------------------------------------------------------
+
+@torch.no_grad()
+def multi_scale_cam(model, images: torch.Tensor, scales) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CAM, aux CAM) of ``images`` (camutils.py ``multi_scale_cam2``, l.116-156): at each scale (the
+    input size first, then the others of ``scales``), the classifiers on every token of the image
+    and its flip, bilinear to the input size, the max of the two, ReLU; summed over scales; each
+    image's map shifted to min 0 and divided by its max (+1e-5), over all classes together."""
+    b, _, h, w = images.shape
+    cams, auxes = [], []
+    for s in [1.0] + [s for s in scales if s != 1.0]:
+        x = images if s == 1.0 else F.interpolate(images, size=(int(s * h), int(s * w)), mode="bilinear",
+                                                  align_corners=False)
+        aux, cam = model.cams(torch.cat([x, x.flip(-1)]))
+        for out, m in ((cams, cam), (auxes, aux)):
+            m = F.interpolate(m.float(), size=(h, w), mode="bilinear", align_corners=False)
+            out.append(F.relu(torch.max(m[:b], m[b:].flip(-1))))
+    res = []
+    for maps in (cams, auxes):
+        m = torch.stack(maps).sum(0)
+        m = m - m.amin((2, 3), keepdim=True)
+        res.append(m / (m.amax((2, 3), keepdim=True) + 1e-5))
+    return res[0], res[1]
+
+
+def cam_seed(cam: torch.Tensor, cls_label: torch.Tensor, bkg: float) -> torch.Tensor:
+    """A label map from normalised CAMs (camutils.py ``cam_to_label`` without a box, l.63-73): the top
+    present class, background where its score is at most ``bkg``. cam (B, C, H, W), cls_label (B, C)."""
+    value, top = (cam * cls_label[:, :, None, None]).max(1)
+    return (top + 1).masked_fill(value <= bkg, 0)
+
+
 # --- CAM to labels (camutils.py) ----------------------------------------------------------------
 
 def _inside_box(label: torch.Tensor, img_box: torch.Tensor, fill: int) -> torch.Tensor:
@@ -296,3 +350,32 @@ def dense_energy_loss(image: torch.Tensor, probs: torch.Tensor, roi: torch.Tenso
     energy = (s.detach() * ws).sum()
     # value -sum(S . WS) / B; gradient -2 WS / B (rloss's backward): 2 S.WS - S.WS with S.WS held
     return -weight * (2 * (s * ws).sum() - energy) / b
+
+
+# --- inference (tools/infer_cam.py, tools/infer_seg_voc.py) ---------------------------------------
+
+def _input(image: torch.Tensor, size: int) -> torch.Tensor:
+    # the release resizes every normalised image to crop_size x crop_size (bilinear) before inference
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def infer_cams(model, image: torch.Tensor, size: int, scales) -> torch.Tensor:
+    """The normalised CAMs (1, C, H, W) of one normalised image (1, 3, H, W) at its own size
+    (infer_cam.py ``_validate``, l.69-84: resize to ``size`` square, ``multi_scale_cam2``, bilinear back)."""
+    cam, _ = multi_scale_cam(model, _input(image, size), scales)
+    return F.interpolate(cam, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def infer_seg(model, image: torch.Tensor, size: int, scales) -> torch.Tensor:
+    """Segmentation logits (1, K, H, W) of one normalised image (infer_seg_voc.py ``_validate``,
+    l.56-75): at each scale s the input at int(size x s) square with its flip, logits + flipped
+    logits, bilinear to the image; the max over scales."""
+    outs = []
+    for s in scales:
+        x = _input(image, int(size * s))
+        seg = model(torch.cat([x, x.flip(-1)]))[1].float()
+        seg = F.interpolate(seg, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        outs.append(seg[:1] + seg[1:].flip(-1))
+    return torch.stack(outs).amax(0)

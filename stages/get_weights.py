@@ -1,16 +1,18 @@
-"""Stages get_{conformer,deeplab,transcam,resnet38}_weights: fetch a published checkpoint once, so that the
+"""Stages get_{conformer,deeplab,transcam,resnet38,vit}_weights: fetch a published checkpoint once, so that the
 training stages run offline. Each writes ``<folder>/weights.pth`` when its source is set (a path, an
 https URL or ``gdrive://<id>``, checked against its md5 when one is given) and ``source.json`` (the
 source and the md5 of what was fetched) either way; the file is loaded once here, so a checkpoint that
 does not fit fails now, naming its keys, not hours later.
 
-    python stages/get_weights.py {conformer,deeplab,transcam,resnet38}
+    python stages/get_weights.py {conformer,deeplab,transcam,resnet38,vit}
 
 conformer: ImageNet Conformer (``model.pretrained``), for train_transcam.
 deeplab: DeepLab's ImageNet backbone (``deeplab.pretrained``), for train_deeplab.
 transcam: TransCAM's published classifier (``transcam.released``), which replaces train_transcam's training.
 resnet38: PSA's ImageNet ResNet-38 (``psa.pretrained``; the MXNet ``.params`` file or a converted
 state_dict), for train_affinity.
+vit: SeCo's ImageNet ViT (``seco.pretrained``; timm layout, as SeCo's jx_vit_base_p16_224), or the
+pretrain_vit stage's, for train_seco.
 """
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from bao.io import atomic_dir, write_json
 from bao.pipeline import paths
 from bao.stage import main_with_item
 
-WEIGHTS = ("conformer", "deeplab", "transcam", "resnet38")
+WEIGHTS = ("conformer", "deeplab", "transcam", "resnet38", "vit")
 
 
 def run(params, which):
@@ -32,17 +34,20 @@ def run(params, which):
         source, md5, param = params.deeplab.pretrained, params.deeplab.pretrained_md5, "deeplab.pretrained"
     elif which == "transcam":
         source, md5, param = params.transcam.released, params.transcam.released_md5, "transcam.released"
-    else:
+    elif which == "resnet38":
         source, md5, param = params.psa.pretrained, params.psa.pretrained_md5, "psa.pretrained"
+    else:
+        source, md5, param = params.seco.pretrained, params.seco.pretrained_md5, "seco.pretrained"
     with atomic_dir(getattr(paths().pretrained, which)) as out:
         got = None
         if source:
-            # imported here: with no source set (three of the four in the mini setting) the stage
+            # imported here: with no source set (three of the five in the mini setting) the stage
             # skips torch and timm's start-up (about 6 s each)
             from bao.classes import NUM_CLASSES
             from bao.models import create_model
             from bao.models.deeplab import build_deeplab
             from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
+            from bao.models.seco_net import create_vit, load_vit_pretrained
             from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
 
             path = out / "weights.pth"
@@ -53,6 +58,8 @@ def run(params, which):
                 build_deeplab(params.deeplab, imagenet=path)
             elif which == "resnet38":
                 load_resnet38_imagenet(create_affinitynet(params.psa.arch), path)
+            elif which == "vit":
+                load_vit_pretrained(create_vit(params.seco.arch), path)
             else:
                 load_released_transcam(create_model(params.model.arch, num_classes=NUM_CLASSES), path)
             print(f"{param}: {source} -> {path} (md5 {got})")

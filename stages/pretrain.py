@@ -13,6 +13,14 @@ paper fine-tunes an ImageNet Conformer, so the mini setting refines CAMs with eq
 Output ``<paths.pretrain>/weights.pth`` (an official-layout Conformer state_dict, 48-class heads, read
 by get_conformer_weights like a published checkpoint) and ``metrics/pretrain.csv`` (loss, held-out
 accuracy per epoch). The output is kept in git, so a fresh clone does not retrain it.
+
+``python stages/pretrain.py vit`` (stage pretrain_vit) trains SeCo's mini ViT (``seco.arch``) the same
+way, on the same images and recipe: cross-entropy with label smoothing on its class-token head, plus
+token labelling; the attention loss is the Conformer's (eq. 5 refines its CAMs; SeCo's do not read
+attention), so it is left out. Output ``<paths.pretrain_vit>/weights.pth`` (a timm-layout ViT
+state_dict) and ``metrics/pretrain_vit.csv``, kept in git likewise.
+
+    python stages/pretrain.py {conformer,vit}
 """
 import sys
 import math
@@ -28,12 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bao.data.shapes import NUM_CLASSES, ShapesDataset
 from bao.io import atomic_dir, write_text
 from bao.models import create_model
+from bao.models.seco_net import ViTEncoder
 from bao.pipeline import paths, resume_key
 from bao.runtime import Checkpointer, make_loader, unwrap
-from bao.stage import main
+from bao.stage import main_with_item
 from bao.train import Loop, Runtime
 
-STAGE = "pretrain"
+STAGES = {"conformer": "pretrain", "vit": "pretrain_vit"}
+HEADS = ("logits_conv", "logits_trans", "logits")  # the Conformer's two classifiers, the ViT's one
 
 
 class Pretrainer(torch.nn.Module):
@@ -48,6 +58,19 @@ class Pretrainer(torch.nn.Module):
         out = self.net(x, need_attn=need_attn)
         out["token_logits"] = self.token_head(out["patch_tokens"])
         return out
+
+
+class ViTPretrainer(Pretrainer):
+    """SeCo's ViT encoder (the position embedding resized to the input's grid as in SeCo), a classifier
+    on its class token and the token-labelling head on its patch tokens."""
+
+    def __init__(self, net: torch.nn.Module, num_classes: int):
+        super().__init__(net, num_classes + 1)
+        self.head = torch.nn.Linear(net.embed_dim, num_classes)
+
+    def forward(self, x, need_attn: bool = False):
+        cls_token, tokens, _ = self.net(x)  # after the final norm
+        return {"logits": self.head(cls_token), "token_logits": self.token_head(tokens)}
 
 
 def grouping_loss(attn: torch.Tensor, tokens: torch.Tensor, depth: int) -> torch.Tensor:
@@ -78,21 +101,28 @@ def accuracy(model, ds: ShapesDataset, batch_size: int, rt: Runtime) -> dict:
     for batch in make_loader(ds, batches, rt.num_workers):
         with rt.amp():
             out = model(batch["image"].to(rt.device))
-        right += int(((out["logits_conv"] + out["logits_trans"]).argmax(1).cpu() == batch["target"]).sum())
+        right += int((sum(out[k] for k in HEADS if k in out).argmax(1).cpu() == batch["target"]).sum())
         tok = batch["tokens"].flatten(1)
         tok_right += int((out["token_logits"].argmax(-1).cpu() == tok).sum())
         tok_n += tok.numel()
     return {"val_acc": right / len(ds), "val_token_acc": tok_right / tok_n}
 
 
-def run(params):
+def run(params, which):
     P = paths()
     cfg = params.pretrain
+    stage = STAGES[which]
     rt = Runtime.from_params(params.base, seed=cfg.seed, num_workers=cfg.num_workers)
     train = ShapesDataset(cfg.images_per_epoch, cfg.image_size, cfg.seed)
     val = ShapesDataset(cfg.val_images, cfg.image_size, cfg.seed, split="val")
-    net = create_model(cfg.arch, num_classes=NUM_CLASSES, drop_path_rate=cfg.drop_path_rate)
-    model = rt.wrap(Pretrainer(net, NUM_CLASSES + 1))
+    if which == "conformer":
+        net = create_model(cfg.arch, num_classes=NUM_CLASSES, drop_path_rate=cfg.drop_path_rate)
+        model = rt.wrap(Pretrainer(net, NUM_CLASSES + 1))
+        attention_loss, out_dir, out_csv = cfg.attention_loss, P.pretrain, P.metrics.pretrain
+    else:
+        net = ViTEncoder(params.seco.arch, drop_path_rate=cfg.drop_path_rate)
+        model = rt.wrap(ViTPretrainer(net, NUM_CLASSES))
+        attention_loss, out_dir, out_csv = 0.0, P.pretrain_vit, P.metrics.pretrain_vit
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = cfg.images_per_epoch // cfg.batch_size
     total, warmup = per_epoch * cfg.epochs, per_epoch * cfg.warmup_epochs
@@ -101,16 +131,16 @@ def run(params):
         x = batch["image"].to(rt.device, non_blocking=True)
         y = batch["target"].to(rt.device)
         with rt.amp():
-            out = model(x, need_attn=cfg.attention_loss > 0)
+            out = model(x, need_attn=attention_loss > 0)
         l_cls = sum(F.cross_entropy(out[k].float(), y, label_smoothing=cfg.label_smoothing)
-                    for k in ("logits_conv", "logits_trans"))
+                    for k in HEADS if k in out)
         tokens = batch["tokens"].to(rt.device).flatten(1)
         l_tok = F.cross_entropy(out["token_logits"].float().flatten(0, 1), tokens.flatten())
         loss = l_cls + cfg.token_loss * l_tok
         losses = {"l_cls": l_cls.item(), "l_token": l_tok.item()}
-        if cfg.attention_loss > 0:
+        if attention_loss > 0:
             l_att = grouping_loss(out["attn"], tokens, net.depth)
-            loss = loss + cfg.attention_loss * l_att
+            loss = loss + attention_loss * l_att
             losses["l_attention"] = l_att.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,16 +152,18 @@ def run(params):
             g["lr"] = lr_at(k, total, warmup, cfg.lr)
 
     after_step(0, 0)
-    ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
-    loop = Loop(rt, model, opt, train, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, STAGE,
+    ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
+    loop = Loop(rt, model, opt, train, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,
                 after_step=after_step, end_epoch=lambda e: accuracy(model, val, cfg.batch_size, rt))
     history = loop.run()
     if rt.dist.main:
-        with atomic_dir(P.pretrain) as out:
-            torch.save(unwrap(model).net.state_dict(), Path(out) / "weights.pth")  # the Conformer alone
-        write_text(P.metrics.pretrain, pd.DataFrame(history).to_csv(index=False))
+        with atomic_dir(out_dir) as out:
+            net = unwrap(model).net
+            # the backbone alone: the Conformer's official layout, or the timm ViT's
+            torch.save((net.vit if which == "vit" else net).state_dict(), Path(out) / "weights.pth")
+        write_text(out_csv, pd.DataFrame(history).to_csv(index=False))
         ckpt.finish()
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main_with_item(run, "pretrain", tuple(STAGES), stage=STAGES.get)

@@ -28,7 +28,9 @@ NOTE = ("Reproduced columns come from this run's metric files (mIoU %, seed and 
         "segmentation on val); the paper's columns are quoted from the paper and were not computed here. "
         "TransCAM's seed is at its best background threshold; its mask is PSA's random walk over its CAMs "
         "(AffinityNet trained on its CAMs' confident labels) followed by the label CRF, as in the paper; "
-        "the CRF alone on its seed is the ablation below. SeCo is quoted only. "
+        "the CRF alone on its seed is the ablation below. SeCo's row is its own recipe: the seed is its "
+        "CAM with background at 0.5, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
+        "head (multi-scale, flip, CRF), all one-stage. "
         "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou).")
 
 

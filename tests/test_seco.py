@@ -224,7 +224,7 @@ def test_seco_net_trains_a_step_with_every_loss():
     net = SeCoNet("vit_mini", num_classes=4, queue_size=24, aspp_rates=(1, 2))
     x = torch.rand(2, 3, 64, 64)
     cls_label = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
-    cls, seg, fmap, cls_aux, cls_token = net(x)
+    cls, seg, fmap, cls_aux = net(x)
     assert cls.shape == cls_aux.shape == (2, 3) and seg.shape == (2, 4, 4, 4) and fmap.shape == (2, 96, 4, 4)
     cam_aux, cam = net.cams(x)
     assert cam.shape == cam_aux.shape == (2, 3, 4, 4) and not cam.requires_grad
@@ -232,11 +232,15 @@ def test_seco_net_trains_a_step_with_every_loss():
     crops_q = [torch.rand(2, 3, 32, 32) for _ in range(2)]
     crops_k = [torch.rand(2, 3, 32, 32) for _ in range(2)]
     flags = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-1.0, -1.0, 2.0, 3.0]]).reshape(-1, 1)
-    out_q, feats, tags = net.reservoir([x, x.flip(-1)], crops_q, crops_k, flags)
+    before = net.prototypes.clone()
+    cls, seg, fmap, cls_aux, out_q, feats, tags, protos = net(
+        x, [x, x.flip(-1)] + crops_q + crops_k, flags, torch.tensor([[1], [-1]]), update_prototypes=True)
     assert out_q.shape == (8, 96) and feats.shape == (8 + 8 + 24, 96) and tags.shape == (40, 1)
     assert int(net.queue_ptr) == 8 and torch.equal(net.queue_flags[:8], flags)
-    protos = net.update_prototypes(cls_token.detach(), torch.tensor([[1], [-1]]))
     assert torch.allclose(protos.norm(dim=1), torch.ones(3))
+    # only class 1's prototype moved (image 1 has two classes): 0.9 old + 0.1 class token, renormalised
+    assert torch.allclose(protos[1:], torch.nn.functional.normalize(before[1:], dim=1))
+    assert not torch.allclose(protos[0], torch.nn.functional.normalize(before[:1], dim=1)[0])
     lil, revised = seco.lil_loss(out_q, feats[8:], flags[:, 0], tags[8:, 0])
     lig = seco.lig_loss(out_q, protos, revised)
     label = torch.randint(0, 4, (2, 64, 64))

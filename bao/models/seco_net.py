@@ -14,12 +14,31 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-# ViT configurations by name (timm keyword arguments); vit_base_patch16_224 is SeCo's backbone
-SECO_VITS: dict[str, dict] = {
-    "vit_base_patch16_224": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12),
-    # a small CPU configuration for mini-VOC: same structure, narrow and 6 blocks deep
-    "vit_mini": dict(patch_size=16, embed_dim=96, depth=6, num_heads=3, mlp_ratio=2.0),
-}
+from bao.archs import SECO_VITS
+
+# a ViT checkpoint's classifier (and the in21k checkpoints' pre-logits layer): not part of the backbone
+VIT_HEADS = ("head.", "pre_logits.")
+
+
+def create_vit(arch: str, num_classes: int = 0, drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm VisionTransformer of the configuration ``arch`` (``bao.archs.SECO_VITS``), random weights."""
+    import timm
+
+    if arch not in SECO_VITS:
+        raise ValueError(f"unknown SeCo backbone {arch!r}; known: {sorted(SECO_VITS)}")
+    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=num_classes,
+                             drop_path_rate=drop_path_rate, **SECO_VITS[arch])
+
+
+def load_vit_pretrained(vit: nn.Module, path) -> None:
+    """A timm-layout ViT checkpoint (SeCo's ``jx_vit_base_p16_224-80ecf9dd.pth``, timm's, or the
+    pretrain_vit stage's) into ``vit``, key for key except the classifier."""
+    from bao.models.weights import check_keys, safe_load, unwrap_state_dict
+
+    sd = {k: v for k, v in unwrap_state_dict(safe_load(path), path).items() if not k.startswith(VIT_HEADS)}
+    own = {k: v for k, v in vit.state_dict().items() if not k.startswith(VIT_HEADS)}
+    check_keys(own, sd, path, "the ViT backbone")
+    vit.load_state_dict(sd, strict=False)
 
 
 class ProjectionHead(nn.Module):
@@ -58,14 +77,9 @@ class ViTEncoder(nn.Module):
     patch tokens of block ``aux_layer`` (vit.py ``forward_features``, l.305-324); the position
     embedding is resized to the input's grid by bicubic interpolation (vit.py l.286-303)."""
 
-    def __init__(self, arch: str, aux_layer: int = -3, drop_path_rate: float = 0.1):
+    def __init__(self, arch: str, aux_layer: int = -3, drop_path_rate: float = 0.0):
         super().__init__()
-        import timm
-
-        if arch not in SECO_VITS:
-            raise ValueError(f"unknown SeCo backbone {arch!r}; known: {sorted(SECO_VITS)}")
-        self.vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0,
-                                     drop_path_rate=drop_path_rate, **SECO_VITS[arch])
+        self.vit = create_vit(arch, drop_path_rate=drop_path_rate)
         self.patch_size = SECO_VITS[arch]["patch_size"]
         self.embed_dim = SECO_VITS[arch]["embed_dim"]
         self.aux_layer = aux_layer
@@ -99,7 +113,7 @@ def _gather(t: torch.Tensor) -> torch.Tensor:
 class SeCoNet(nn.Module):
     def __init__(self, arch: str = "vit_base_patch16_224", num_classes: int = 21, aux_layer: int = -3,
                  ctc_dim: int | None = None, queue_size: int = 4608, proto_m: float = 0.9, momentum: float = 0.999,
-                 drop_path_rate: float = 0.1, aspp_rates=(6, 12, 18, 24)):
+                 drop_path_rate: float = 0.0, aspp_rates=(6, 12, 18, 24)):
         super().__init__()
         self.num_classes, self.proto_m, self.momentum = num_classes, proto_m, momentum
         self.encoder = ViTEncoder(arch, aux_layer, drop_path_rate)
@@ -110,8 +124,10 @@ class SeCoNet(nn.Module):
         ctc_dim = dim if ctc_dim is None else ctc_dim
         if ctc_dim != dim:
             raise ValueError(f"ctc_dim {ctc_dim} must equal the backbone's embed_dim {dim} (prototypes are class tokens)")
-        self.proj_head = ProjectionHead(dim, bottleneck_dim=ctc_dim)
-        self.proj_head_t = ProjectionHead(dim, bottleneck_dim=ctc_dim)
+        # DINOHead's hidden width, 2048 for ViT-B's 768, scaled with the backbone's width (256 for vit_mini)
+        hidden = 2048 * dim // 768
+        self.proj_head = ProjectionHead(dim, hidden, ctc_dim)
+        self.proj_head_t = ProjectionHead(dim, hidden, ctc_dim)
         for student, teacher in ((self.encoder, self.encoder_k), (self.proj_head, self.proj_head_t)):
             teacher.load_state_dict(student.state_dict())
             teacher.requires_grad_(False)
@@ -123,6 +139,11 @@ class SeCoNet(nn.Module):
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, ctc_dim), dim=0))
         self.register_buffer("queue_flags", torch.zeros(queue_size, 1))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
+
+    def load_backbone(self, path) -> None:
+        """ImageNet (or pretrain_vit) weights into the encoder and its momentum copy (model_seco.py l.27-31)."""
+        load_vit_pretrained(self.encoder.vit, path)
+        self.encoder_k.load_state_dict(self.encoder.state_dict())
 
     def param_groups(self) -> list[list[nn.Parameter]]:
         """backbone, backbone norms, classifiers + projection head, segmentation head
@@ -145,13 +166,25 @@ class SeCoNet(nn.Module):
             return (F.conv2d(self._grid(aux, x), self.aux_classifier.weight),
                     F.conv2d(self._grid(tokens, x), self.classifier.weight))
 
-    def forward(self, x):
-        """Class logits, segmentation logits, the last tokens as a map, aux class logits, class token."""
+    def forward(self, x, crops: list | None = None, flags: torch.Tensor | None = None,
+                label_idx: torch.Tensor | None = None, update_prototypes: bool = False):
+        """Class logits, segmentation logits, the last tokens as a map and aux class logits; with
+        ``crops`` (two global views, then the local "query" crops, then as many "key" crops) also the
+        reservoir's query embeddings, keys and tags, and the prototypes, moved first by this batch's
+        class tokens when ``update_prototypes`` (model_seco.py ``forward``, l.219-254). One call, so
+        that DistributedDataParallel sees every use of the encoder."""
         cls_token, tokens, aux = self.encoder(x)
         fmap, aux_map = self._grid(tokens, x), self._grid(aux, x)
         cls = self.classifier(F.adaptive_max_pool2d(fmap, 1)).flatten(1)
         cls_aux = self.aux_classifier(F.adaptive_max_pool2d(aux_map, 1)).flatten(1)
-        return cls, self.decoder(fmap), fmap, cls_aux, cls_token
+        seg = self.decoder(fmap)
+        if crops is None:
+            return cls, seg, fmap, cls_aux
+        protos = (self.update_prototypes(cls_token.detach(), label_idx) if update_prototypes
+                  else self.prototypes.clone())
+        n_l = (len(crops) - 2) // 2
+        out_q, feats, tags = self.reservoir(crops[:2], crops[2:2 + n_l], crops[2 + n_l:], flags)
+        return cls, seg, fmap, cls_aux, out_q, feats, tags, protos
 
     @torch.no_grad()
     def update_prototypes(self, embeds: torch.Tensor, label_idx: torch.Tensor) -> torch.Tensor:
@@ -200,3 +233,9 @@ class SeCoNet(nn.Module):
         feats = torch.cat([out_q, out_k, self.queue.clone()])
         tags = torch.cat([flags, flags, self.queue_flags.clone()])
         return out_q, feats, tags
+
+
+def build_seco(cfg, num_classes: int = 21) -> SeCoNet:
+    """SeCo's network from the ``seco`` params section (random weights)."""
+    return SeCoNet(cfg.arch, num_classes, cfg.aux_layer, queue_size=cfg.queue, proto_m=cfg.proto_m,
+                   momentum=cfg.momentum, drop_path_rate=cfg.drop_path_rate, aspp_rates=tuple(cfg.aspp_rates))

@@ -1,0 +1,67 @@
+"""Stage evaluate_seco: SeCo's own segmentation on ``evaluate.split`` (zwyang6/SeCo tools/infer_seg_voc.py;
+docs/method.md §8.1): the segmentation head's logits at ``seco.seg_scales`` (x flip, summed) of the image
+resized to ``seco.crop_size`` x scale square, bilinear to the image, the max over scales, softmax, then
+the dense CRF of ``seco.crf`` (infer_seg_voc.py ``crf_proc``). Outputs ``<paths.predictions>/seco/<split>/<id>.png``
+and ``metrics/seco_segmentation.json``.
+"""
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bao import seco
+from bao.cam import to_tensor
+from bao.classes import NUM_CLASSES
+from bao.crf import crf_probs
+from bao.data import VOCDataset
+from bao.eval_labels import score_labels
+from bao.io import save_label_png
+from bao.metrics import write_scores
+from bao.models.seco_net import build_seco
+from bao.models.weights import load_trained
+from bao.pipeline import paths
+from bao.runtime import amp_context, select_device
+from bao.stage import main
+from bao.workers import map_split
+
+STAGE = "evaluate_seco"
+
+
+def make_work(params, out_dir):
+    P = paths()
+    cfg = params.seco
+    device = select_device(params.base.device)
+    net = load_trained(build_seco(cfg, NUM_CLASSES), P.seco, device)
+    amp = amp_context(device, params.base.amp)
+    ds = VOCDataset(P.data, params.evaluate.split, masks=None)
+    keys = np.arange(NUM_CLASSES)
+
+    @torch.no_grad()
+    def work(image_id):
+        image = ds.load_image(image_id)
+        with amp():
+            logits = seco.infer_seg(net, to_tensor(image)[None].to(device), cfg.crop_size, cfg.seg_scales)
+        probs = logits.float().softmax(1)[0].cpu().numpy()
+        save_label_png(out_dir / f"{image_id}.png", crf_probs(image, probs, keys, cfg.crf))
+
+    return work
+
+
+def run(params):
+    P = paths()
+    split = params.evaluate.split
+    ids = VOCDataset(P.data, split, masks=None).ids
+    out = Path(P.predictions) / "seco" / split
+    map_split(STAGE, out, ids, partial(make_work, params), ".png", params.base.infer_workers, gpu=True)
+    res = score_labels(out, P.data, split)
+    write_scores(P.metrics.seco.segmentation, {"method": "SeCo (multi-scale + CRF)", **res})
+    print(f"SeCo segmentation mIoU on {split}: {100 * res['miou']:.2f}")
+
+
+if __name__ == "__main__":
+    main(run, STAGE)

@@ -1,0 +1,85 @@
+"""Stage make_seco_labels: SeCo's seed and mask on VOC train, its recipe (zwyang6/SeCo tools/infer_cam.py;
+docs/method.md §8.1), scored by the project's evaluator like the other rows.
+
+Seed: the CAM at ``seco.seed_scales`` (x flip) of the image resized to ``seco.crop_size`` square,
+bilinear back, background where no present class scores above ``seco.bkg_thre`` (infer_cam.py's
+cam_seeds). Mask: the same at ``seco.mask_scales`` (infer_cam.py --refine_with_multiscale), then the
+label CRF of SeCo's utils/dcrf.py ``crf_inference_label`` (gt_prob 0.7, Gaussian 3/3, bilateral
+50/5/10, 10 iterations, 21 labels: the ``masks.crf`` kernels). Outputs ``<paths.seeds_seco>/<id>.png``
+(the seed) and ``<id>.ms.png`` (the multi-scale labels), ``<paths.masks>/seco/<id>.png``, and
+``metrics/seco_seed.json``, ``metrics/seco_mask.json``.
+"""
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+
+# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bao import seco
+from bao.cam import to_tensor
+from bao.classes import NUM_CLASSES
+from bao.crf import crf_labels
+from bao.data import VOCDataset
+from bao.eval_labels import score_labels
+from bao.io import load_label_png, save_label_png
+from bao.metrics import write_scores
+from bao.models.seco_net import build_seco
+from bao.models.weights import load_trained
+from bao.pipeline import paths
+from bao.runtime import amp_context, select_device
+from bao.stage import main
+from bao.workers import map_split
+
+STAGE = "make_seco_labels"
+MULTISCALE = ".ms.png"  # the multi-scale labels beside each seed, the mask's input
+
+
+def make_seed_work(params, out_dir):
+    P = paths()
+    cfg = params.seco
+    device = select_device(params.base.device)
+    net = load_trained(build_seco(cfg, NUM_CLASSES), P.seco, device)
+    amp = amp_context(device, params.base.amp)
+    ds = VOCDataset(P.data, "train", masks=None)
+
+    @torch.no_grad()
+    def work(image_id):
+        x = to_tensor(ds.load_image(image_id))[None].to(device)
+        label = torch.from_numpy(ds.label(image_id))[None].to(device)
+        for scales, suffix in ((cfg.seed_scales, ".png"), (cfg.mask_scales, MULTISCALE)):
+            with amp():
+                cam = seco.infer_cams(net, x, cfg.crop_size, scales)
+            save_label_png(out_dir / f"{image_id}{suffix}", seco.cam_seed(cam.float(), label, cfg.bkg_thre)[0].cpu().numpy())
+
+    return work
+
+
+def make_mask_work(params, out_dir):
+    P = paths()
+    ds = VOCDataset(P.data, "train", masks=None)
+
+    def work(image_id):
+        labels = load_label_png(Path(P.seeds_seco) / f"{image_id}{MULTISCALE}")
+        save_label_png(out_dir / f"{image_id}.png", crf_labels(ds.load_image(image_id), labels, params.masks.crf,
+                                                               n_labels=NUM_CLASSES))
+
+    return work
+
+
+def run(params):
+    P = paths()
+    ids = VOCDataset(P.data, "train", masks=None).ids
+    # the multi-scale labels are written after each seed: an image is done when they exist
+    map_split(STAGE, P.seeds_seco, ids, partial(make_seed_work, params), MULTISCALE, params.base.infer_workers, gpu=True)
+    map_split(f"{STAGE}_masks", Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.masks.workers)
+    for kind, folder in (("seed", P.seeds_seco), ("mask", Path(P.masks) / "seco")):
+        res = score_labels(folder, P.data, "train")
+        write_scores(getattr(P.metrics.seco, kind), {"method": f"SeCo {kind}", **res})
+        print(f"SeCo {kind} mIoU on train: {100 * res['miou']:.2f}")
+
+
+if __name__ == "__main__":
+    main(run, STAGE)

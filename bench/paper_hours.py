@@ -38,6 +38,7 @@ def gpu_flops(p: dict) -> dict:
     from bao.models import create_model
     from bao.models.deeplab import build_deeplab
     from bao.models.resnet38 import create_affinitynet
+    from bao.models.seco_net import build_seco
 
     arch, crop, b = p["model"]["arch"], p["bao"]["augment"]["crop_size"], p["bao"]["batch_size"]
     with torch.device("meta"):
@@ -98,6 +99,39 @@ def gpu_flops(p: dict) -> dict:
         n = 63 * 47
         return 2 * n ** 3 * p["psa"]["logt"] + 2 * 21 * n * n
 
+    s = p["seco"]
+    with torch.device("meta"):
+        seco = build_seco(SimpleNamespace(**s))
+    sb, sc, sl, n_l = s["batch_size"], s["crop_size"], s["local_crop_size"], s["ncrops"] - 2
+
+    def seco_cams(scales, n):
+        with torch.no_grad(), torch.device("meta"):
+            for k in [1.0] + [x for x in scales if x != 1.0]:  # the image and its flip at each scale
+                seco.cams(torch.randn(2 * n, 3, int(k * sc), int(k * sc)))
+
+    def train_seco():
+        seco_cams(s["cam_scales"], sb)
+        with torch.device("meta"):
+            x, xl = torch.randn(sb, 3, sc, sc), torch.randn(n_l * sb, 3, sl, sl)
+        cls, seg, fmap, cls_aux = seco(x)
+        g, q = seco.encoder(torch.cat([x, x]))[0], seco.encoder(xl)[0]  # the two global views, the query crops
+        out_q = seco.proj_head(torch.cat([g, q]))
+        with torch.no_grad():  # the key crops through the momentum encoder, and the teacher head
+            seco.proj_head_t(torch.cat([g, seco.encoder_k(xl)[0]]))
+        # the reservoir's enqueue, PAR and the losses: a few FLOPs per element, left out; the dense
+        # energy's exact kernel is counted below (seco_energy)
+        (cls.float().mean() + cls_aux.float().mean() + seg.float().mean() + out_q.float().mean()).backward()
+
+    def seco_seg():
+        with torch.no_grad(), torch.device("meta"):
+            for k in s["seg_scales"]:
+                seco(torch.randn(2, 3, int(k * sc), int(k * sc)))
+
+    # the exact dense energy (bao.seco.bilateral_apply) per image: cdist (3 FLOPs x 5 features), exp,
+    # and the (N, N) x (N, 21) product, N pixels at the energy's scale
+    n_px = int(sc * s["energy"]["scale"]) ** 2
+    seco_energy = sb * n_px ** 2 * (3 * 5 + 1 + 2 * 21)
+
     cams = p["cams"]["scales"]
     quick = p["bao"]["epoch_eval_scales"] or cams
     return {"train_transcam": flops(train_transcam), "train_bao": flops(train_bao(True)),
@@ -105,7 +139,9 @@ def gpu_flops(p: dict) -> dict:
             "make_seeds": flops(passes(bao, cams, True)), "eval_quick": flops(passes(bao, quick, True)),
             "eval_full": flops(passes(bao, cams, True)), "train_deeplab": flops(train_deeplab),
             "evaluate": flops(evaluate), "train_affinity": flops(train_affinity),
-            "random_walk": flops(random_walk) + random_walk()}
+            "random_walk": flops(random_walk) + random_walk(), "train_seco": flops(train_seco) + seco_energy,
+            "seco_seed": flops(lambda: seco_cams(s["seed_scales"], 1)),
+            "seco_mask": flops(lambda: seco_cams(s["mask_scales"], 1)), "evaluate_seco": flops(seco_seg)}
 
 
 PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # photographs in matplotlib's sample data
@@ -151,6 +187,7 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
     torch.set_num_threads(1)
     label_cfg = SimpleNamespace(**p["masks"]["crf"])
     test_cfg = SimpleNamespace(**p["evaluate"]["crf"])
+    seco_cfg = SimpleNamespace(**p["seco"]["crf"])
     n_mask = p["masks"]["crf"]["n_labels"]
 
     def timed(fn, n=3):
@@ -168,12 +205,14 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
         row = {"photograph": name, "size": f"{img.shape[0]}x{img.shape[1]}",
                "label (3)": timed(lambda: crf_labels(img, lab, label_cfg)),
                "label (21)": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),
-               "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg))}
+               "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg)),
+               "SeCo test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), seco_cfg))}
         if n_mask:
             row[f"label ({n_mask})"] = timed(lambda: crf_labels(img, lab, label_cfg, n_labels=n_mask))
         rows.append(row)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("photograph", "size")}
     crf = {"label": mean["label (3)"], "label21": mean["label (21)"], "test": mean["test (21)"],
+           "seco_test": mean["SeCo test (21)"],
            "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"], "mask_labels": n_mask or "present"}
     return crf, [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
@@ -228,6 +267,16 @@ def main():
         passes = len(p["evaluate"]["scales"]) * (2 if p["evaluate"]["flip"] else 1)
         gpu(stage, n * f["evaluate"], f"{n} images x {passes} passes")
         cpu(f"{stage} (CRF)", n * crf["test"], f"{n} test CRFs")
+    seco_steps = paper_units("train_seco", p)[1]
+    n_passes = -(-seco_steps // (n_aug // p["seco"]["batch_size"]))  # the seed scored after each pass
+    gpu("train_seco", seco_steps * f["train_seco"] + n_passes * n_train * f["seco_seed"],
+        f"{seco_steps} steps + the seed per pass")
+    gpu("make_seco_labels", n_train * (f["seco_seed"] + f["seco_mask"]),
+        f"{n_train} images x {2 * (len(p['seco']['seed_scales']) + len(p['seco']['mask_scales']))} passes")
+    cpu("make_seco_labels (CRF)", n_train * crf["label21"], f"{n_train} label CRFs (21 labels)")
+    gpu("evaluate_seco", PAPER["val"] * f["evaluate_seco"],
+        f"{PAPER['val']} images x {2 * len(p['seco']['seg_scales'])} passes")
+    cpu("evaluate_seco (CRF)", PAPER["val"] * crf["seco_test"], f"{PAPER['val']} test CRFs")
     total = {k: round(sum(r[k] for r in rows), 2) for k in rows[0] if k.startswith("h @")}
     rows.append({"stage": "total", "kind": "", "work": "", "PFLOP": "", **total})
     print_table(rows, f"Paper run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "

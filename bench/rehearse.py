@@ -59,6 +59,12 @@ def paper_units(stage: str, p: dict) -> tuple[str, float]:
         return "step", p["deeplab"]["iterations"]
     if stage == "train_affinity":
         return "step", p["psa"]["epochs"] * steps(PAPER["train_aug"], p["psa"]["batch_size"])
+    if stage == "train_seco":
+        return "step", p["seco"]["iterations"]
+    if stage == "make_seco_labels":
+        return "image", PAPER["train"]
+    if stage == "evaluate_seco":
+        return "image", PAPER["val"]
     if stage == "evaluate":
         return "image", PAPER["val"] + PAPER["test"]
     if stage == "evaluate_transcam":
@@ -106,10 +112,15 @@ def main():
             per = float(f["seconds"]) / float(f.get("steps") or f.get("images"))
             hours = (hours or 0) + per * n / 3600
             if "eval_seconds" in f and f["eval_seconds"].strip():
-                # Figure 4's scoring per train image: the quick protocol at epochs 0..n-1, the full one last
                 evals = [float(x) for x in f["eval_seconds"].split()]
-                per_image = (evals[0] * paper["bao"]["epochs"] + evals[-1]) / len(read_split(paths().data, "train"))
-                hours += per_image * PAPER["train"] / 3600
+                n_train = len(read_split(paths().data, "train"))
+                if stage == "train_seco":  # the seed scored on train after each pass over train_aug
+                    s = paper["seco"]
+                    n_passes = -(-s["iterations"] // (PAPER["train_aug"] // s["batch_size"]))
+                    hours += sum(evals) / len(evals) / n_train * PAPER["train"] * n_passes / 3600
+                else:  # Figure 4's scoring per train image: the quick protocol at epochs 0..n-1, the full one last
+                    per_image = (evals[0] * paper["bao"]["epochs"] + evals[-1]) / n_train
+                    hours += per_image * PAPER["train"] / 3600
         rows.append({"stage": stage, "rehearsal s": round(wall, 1), "timed": "; ".join(t.split(": ", 1)[1] for t in timing),
                      "paper units": f"{n} {unit}s" if timing else "-",
                      "est. hours": round(hours, 2) if hours is not None else "-"})

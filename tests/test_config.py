@@ -81,7 +81,7 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
 REHEARSAL_MAY_CHANGE = {"base.num_workers", "data.source", "model.pretrained", "deeplab.pretrained",
                         "transcam.epochs", "transcam.batch_size", "bao.epochs", "bao.batch_size",
                         "deeplab.batch_size", "deeplab.iterations", "deeplab.log_every", "psa.pretrained",
-                        "psa.epochs", "psa.batch_size"}
+                        "psa.epochs", "psa.batch_size", "seco.pretrained", "seco.iterations", "seco.batch_size"}
 
 
 @pytest.mark.parametrize("rehearsal", ["cpu", "gpu"])

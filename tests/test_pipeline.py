@@ -23,6 +23,10 @@ TINY = {
     "psa": {"epochs": 1, "batch_size": 4, "crop_size": 72},
     "deeplab": {"iterations": 4, "batch_size": 4, "crop_size": 64, "log_every": 1},
     "evaluate": {"scales": [1.0]},
+    # SeCo: every branch of its schedule (warm-up, prototypes, LIL/LIG, segmentation, cam2mask) in 6 steps
+    "seco": {"iterations": 6, "warmup_iters": 1, "update_prototype": 1, "lil_lig_after": 1, "seg_after": 2,
+             "cam2mask": 3, "crop_size": 64, "ncrops": 4, "queue": 48, "cam_scales": [1.0, 0.5],
+             "par_iterations": 2, "mask_scales": [1.0, 0.5], "seg_scales": [1.0]},
 }
 
 
@@ -53,6 +57,9 @@ def sh(cmd, cwd, **env_extra):
     return r.stdout
 
 
+KEPT_METRICS = ("metrics/pretrain.csv", "metrics/pretrain_vit.csv")  # the pretrain stages' (kept in git)
+
+
 def copy_project(dst):
     """The project's files (as git sees them, no metrics or data but the pretrain stage's) in ``dst``, as a
     fresh git repository."""
@@ -61,7 +68,7 @@ def copy_project(dst):
     for f in files:
         # metrics are regenerated, except the pretrain stage's: it is kept in git with its checkpoint, so a
         # clone (and this copy) finds that stage current and does not retrain it
-        if (ROOT / f).is_file() and (not f.startswith(("metrics/", "data/")) or f == "metrics/pretrain.csv"):
+        if (ROOT / f).is_file() and (not f.startswith(("metrics/", "data/")) or f in KEPT_METRICS):
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dst / f)
     (dst / "metrics").mkdir(exist_ok=True)
@@ -109,6 +116,14 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     psa_mask = json.loads((m / "transcam_mask.json").read_text())["miou"]
     assert f"| PSA random walk + CRF (used) | {100 * psa_mask:.1f} |" in table
     assert "| TransCAM | PSA + CRF |" in table
+    # SeCo's row from its own stages' metric files
+    seco = [100 * json.loads((m / f"seco_{k}.json").read_text())["miou"] for k in ("seed", "mask", "segmentation")]
+    assert "| SeCo (CVPR 2024) | CRF | {:.1f} | {:.1f} | {:.1f} |".format(*seco) in table
+    import csv
+
+    history = list(csv.DictReader((m / "train_seco.csv").open()))
+    # seco.iterations counts the steps taken (the release's max_iters): 6 in 2 passes of 4 batches
+    assert [int(r["iterations"]) for r in history] == [4, 6] and all(0 <= float(r["miou_seed"]) <= 1 for r in history)
     for fig in ("figure2", "figure3", "figure4", "threshold"):
         assert (project / "plots" / f"{fig}.png").stat().st_size > 1000
     import tarfile
@@ -175,8 +190,8 @@ def test_dvc_repro_end_to_end(project, tmp_path):
 
 
 def test_fresh_clone_does_not_retrain_pretrain(tmp_path):
-    """The pretrain stage's outputs are in git with its lock: a clone finds it current (no 12-minute
-    retraining), as long as its code and params are those the committed checkpoint was trained with."""
+    """The pretrain stages' outputs are in git with their lock: a clone finds them current (no
+    retraining), as long as their code and params are those the committed checkpoints were trained with."""
     project = copy_project(tmp_path / "bao")
-    out = sh(f"{sys.executable} -m dvc status pretrain", project)
-    assert "pretrain:" not in out, out
+    out = sh(f"{sys.executable} -m dvc status pretrain pretrain_vit", project)
+    assert "pretrain:" not in out and "pretrain_vit:" not in out, out

@@ -84,7 +84,7 @@ def test_stage_trains_and_get_weights_loads_it(tmp_path):
     for code in ("stages", "bao"):  # its resume key hashes its declared code deps
         (tmp_path / code).symlink_to(ROOT / code)
     assert run_stage(tmp_path, "check_params", p).returncode == 0  # its output is every stage's dependency
-    r = run_stage(tmp_path, "pretrain", p)
+    r = run_stage(tmp_path, "pretrain", p, "conformer")
     assert r.returncode == 0, r.stderr[-2000:]
     rows = (tmp_path / "metrics" / "pretrain.csv").read_text().splitlines()
     assert rows[0] == "epoch,step,loss,l_cls,l_token,l_attention,val_acc,val_token_acc" and len(rows) == 3
@@ -95,3 +95,13 @@ def test_stage_trains_and_get_weights_loads_it(tmp_path):
     r = run_stage(tmp_path, "get_weights", p, "conformer")
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "models" / "pretrained" / "conformer" / "weights.pth").exists()
+    # SeCo's mini ViT, the same way (class-token head + token labels), and get_vit_weights loads it
+    r = run_stage(tmp_path, "pretrain", p, "vit")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = (tmp_path / "metrics" / "pretrain_vit.csv").read_text().splitlines()
+    assert rows[0] == "epoch,step,loss,l_cls,l_token,val_acc,val_token_acc" and len(rows) == 3
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["seco"]["pretrained"] == "models/pretrain_vit/weights.pth"
+    r = run_stage(tmp_path, "get_weights", p, "vit")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sd = torch.load(tmp_path / "models" / "pretrained" / "vit" / "weights.pth", weights_only=True)
+    assert "blocks.0.attn.qkv.weight" in sd and "pos_embed" in sd  # timm's layout, as SeCo's checkpoint

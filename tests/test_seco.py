@@ -256,3 +256,115 @@ def test_seco_net_trains_a_step_with_every_loss():
     with pytest.raises(ValueError, match="ctc_dim"):
         SeCoNet("vit_mini", ctc_dim=16)
     assert sum(len(g) for g in net.param_groups()) == sum(1 for p in net.parameters() if p.requires_grad)
+
+
+def test_schedule_follows_the_release():
+    # PolyWarmupAdamW: 1 - (1 - s/W)(1 - r) during warm-up, (1 - s/T)^p after (global_step before the increment)
+    assert seco.poly_warmup_lr(0, 1500, 20000, 1e-6, 0.9) == pytest.approx(1e-6)
+    assert seco.poly_warmup_lr(750, 1500, 20000, 1e-6, 0.9) == pytest.approx(0.5 + 0.5e-6)
+    assert seco.poly_warmup_lr(1500, 1500, 20000, 1e-6, 0.9) == pytest.approx((1 - 1500 / 20000) ** 0.9)
+    assert seco.poly_warmup_lr(19999, 1500, 20000, 1e-6, 0.9) == pytest.approx((1 / 20000) ** 0.9)
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(w_ptc=0.3, w_lil=0.5, w_lig=0.5, w_seg=0.12, w_reg=0.05, lil_lig_after=1000, seg_after=2000)
+    at = {n: seco.loss_weights(n, cfg) for n in (0, 1000, 1001, 2000, 2001)}
+    assert at[1000] == {"cls": 1.0, "cls_aux": 1.0, "ptc": 0.3, "lil": 0.0, "lig": 0.0, "seg": 0.0, "reg": 0.0}
+    assert at[1001]["lil"] == at[1001]["lig"] == 0.5 and at[2000]["seg"] == 0.0
+    assert (at[2001]["seg"], at[2001]["reg"]) == (0.12, 0.05)
+
+
+class FixedCams(torch.nn.Module):
+    """A stand-in network whose CAMs are a fixed map resized to the input's grid (16-px tokens)."""
+
+    def __init__(self, cam):
+        super().__init__()
+        self.cam = cam
+
+    def cams(self, x):
+        h, w = x.shape[-2] // 16, x.shape[-1] // 16
+        cam = F.interpolate(self.cam, size=(h, w), mode="bilinear", align_corners=False)
+        cam = cam.expand(x.shape[0], -1, -1, -1).clone()
+        cam[x.shape[0] // 2:] = cam[x.shape[0] // 2:].flip(-1)  # the flipped half sees the flipped image
+        return torch.full_like(cam, -1.0), cam  # (aux, cam): the aux CAM negative everywhere
+
+
+def test_multi_scale_cam_by_hand():
+    cam = torch.tensor([[[[2.0, -1.0], [0.0, 4.0]], [[1.0, 1.0], [1.0, 3.0]]]])  # 2 classes, 2x2 grid
+    out, aux = seco.multi_scale_cam(FixedCams(cam), torch.zeros(1, 3, 32, 32), scales=[1.0])
+    # one scale: up to the input, the max with the flipped pass (the same map), ReLU, each class to
+    # [0, 1] by its min and max
+    up = F.interpolate(cam, size=(32, 32), mode="bilinear", align_corners=False).clamp(min=0)
+    expected = (up - up.amin((2, 3), keepdim=True)) / (up.amax((2, 3), keepdim=True) - up.amin((2, 3), keepdim=True) + 1e-5)
+    assert torch.allclose(out, expected, atol=1e-6) and torch.equal(aux, torch.zeros_like(aux))
+    # two scales sum before the normalisation: the same map twice normalises to the same result
+    twice, _ = seco.multi_scale_cam(FixedCams(cam), torch.zeros(1, 3, 32, 32), scales=[1.0, 1.0])
+    assert torch.allclose(twice, expected, atol=1e-6)
+    # the seed: the top present class above bkg, else background
+    label = seco.cam_seed(expected, torch.tensor([[1.0, 1.0]]), bkg=0.5)
+    top = expected.max(1)
+    assert torch.equal(label, (top.indices + 1).masked_fill(top.values <= 0.5, 0))
+    only2 = seco.cam_seed(expected, torch.tensor([[0.0, 1.0]]), bkg=0.5)
+    assert set(only2.unique().tolist()) <= {0, 2}
+
+
+def test_seco_views_are_seeded_and_boxed(mini_root):
+    from bao.data import VOCDataset
+    from bao.data.seco_views import SeCoViews, random_resized_crop
+
+    ds = VOCDataset(mini_root, "train_aug", masks=None)
+    views = SeCoViews(ds, crop_size=64, scale_range=[0.5, 2.0], jitter=[0.4, 0.4, 0.2, 0.1], seed=3)
+    a, b = views[0], views[0]
+    assert all(torch.equal(a[k], b[k]) for k in ("image", "global2", "local_src", "box"))
+    assert a["image"].shape == a["global2"].shape == a["local_src"].shape == (3, 64, 64)
+    y0, y1, x0, x1 = a["box"].tolist()
+    assert 0 <= y0 < y1 <= 64 and 0 <= x0 < x1 <= 64
+    # outside the box the crop is the release's black padding, normalised
+    black = torch.from_numpy(((0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]))).float()
+    pad = torch.ones(64, 64, dtype=torch.bool)
+    pad[y0:y1, x0:x1] = False
+    if pad.any():
+        assert torch.allclose(a["image"][:, pad], black[:, None].expand(3, int(pad.sum())), atol=1e-6)
+    views.set_epoch(1)
+    assert not torch.equal(views[0]["image"], a["image"])
+    labels = ds.label(ds.ids[0])
+    assert torch.equal(a["label"], torch.from_numpy(labels))
+    assert a["label_idx"] == (int(np.argmax(labels)) + 1 if labels.sum() == 1 else -1)
+    from PIL import Image
+
+    img = Image.fromarray(np.zeros((30, 50, 3), np.uint8))
+    assert random_resized_crop(img, 16, np.random.default_rng(0)).size == (16, 16)
+
+
+def test_seco_params_are_checked():
+    import yaml
+
+    from bao.config import parse_params
+    from bao.errors import ParamsError
+    from conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value, message in (("queue", 100, "seco.queue: must be a multiple of batch_size x ncrops"),
+                                ("crop_size", 100, "multiples of the patch size 16"),
+                                ("arch", "vit_huge", "seco.arch: unknown ViT"),
+                                ("aux_layer", -7, "seco.aux_layer")):
+        bad = yaml.safe_load(yaml.safe_dump(raw))
+        bad["seco"][key] = value
+        with pytest.raises(ParamsError, match=message):
+            parse_params(bad)
+
+
+def test_vit_checkpoint_loads_key_for_key(tmp_path):
+    from bao.errors import CheckpointError
+    from bao.models.seco_net import SeCoNet, create_vit
+
+    vit = create_vit("vit_mini", num_classes=48)  # a pretraining layout: its classifier is dropped
+    torch.save(vit.state_dict(), tmp_path / "ok.pth")
+    net = SeCoNet("vit_mini", num_classes=4, queue_size=24, aspp_rates=(1,))
+    net.load_backbone(tmp_path / "ok.pth")
+    assert torch.equal(net.encoder.vit.pos_embed, vit.pos_embed)
+    assert torch.equal(net.encoder_k.vit.blocks[0].attn.qkv.weight, vit.blocks[0].attn.qkv.weight)
+    sd = vit.state_dict()
+    del sd["blocks.1.mlp.fc1.weight"]
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"bad.pth: does not fit the ViT backbone: missing keys \['blocks.1.mlp.fc1.weight'\]"):
+        net.load_backbone(tmp_path / "bad.pth")

@@ -74,7 +74,7 @@ def run(params):
     ids = VOCDataset(P.data, "train", masks=None).ids
     # the multi-scale labels are written after each seed: an image is done when they exist
     map_split(STAGE, P.seeds_seco, ids, partial(make_seed_work, params), MULTISCALE, params.base.infer_workers, gpu=True)
-    map_split(f"{STAGE}_masks", Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.masks.workers)
+    map_split(STAGE, Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.masks.workers)
     for kind, folder in (("seed", P.seeds_seco), ("mask", Path(P.masks) / "seco")):
         res = score_labels(folder, P.data, "train")
         write_scores(getattr(P.metrics.seco, kind), {"method": f"SeCo {kind}", **res})

@@ -463,6 +463,7 @@ class Seco(Section):
     """SeCo (zwyang6/SeCo scripts/train_voc.py arguments; the iteration points are max_iters')."""
     arch: str
     pretrained: Optional[str]
+    pretrain_arch: str  # the ViT of stage pretrain_vit
     pretrained_md5: Optional[str]
     drop_path_rate: float
     aux_layer: int
@@ -509,8 +510,9 @@ class Seco(Section):
     crf: Crf
 
     def check(self, p):
-        if self.arch not in SECO_VITS:
-            raise ParamsError(f"{p}.arch: unknown ViT {self.arch!r}; known: {sorted(SECO_VITS)}")
+        for k in ("arch", "pretrain_arch"):
+            if getattr(self, k) not in SECO_VITS:
+                raise ParamsError(f"{p}.{k}: unknown ViT {getattr(self, k)!r}; known: {sorted(SECO_VITS)}")
         patch = SECO_VITS[self.arch]["patch_size"]
         if not 0 <= self.drop_path_rate < 1:
             raise ParamsError(f"{p}.drop_path_rate: must be in [0, 1), got {self.drop_path_rate}")

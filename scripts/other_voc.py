@@ -20,10 +20,14 @@ recipes were not fitted to:
 """
 import argparse
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+# this checkout's bao, whatever is installed (as the stages)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bao.data import minivoc
 from bao.io import load_label_png, voc_palette

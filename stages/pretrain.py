@@ -14,7 +14,7 @@ Output ``<paths.pretrain>/weights.pth`` (an official-layout Conformer state_dict
 by get_conformer_weights like a published checkpoint) and ``metrics/pretrain.csv`` (loss, held-out
 accuracy per epoch). The output is kept in git, so a fresh clone does not retrain it.
 
-``python stages/pretrain.py vit`` (stage pretrain_vit) trains SeCo's mini ViT (``seco.arch``) the same
+``python stages/pretrain.py vit`` (stage pretrain_vit) trains SeCo's mini ViT (``seco.pretrain_arch``) the same
 way, on the same images and recipe: cross-entropy with label smoothing on its class-token head, plus
 token labelling; the attention loss is the Conformer's (eq. 5 refines its CAMs; SeCo's do not read
 attention), so it is left out. Output ``<paths.pretrain_vit>/weights.pth`` (a timm-layout ViT
@@ -120,7 +120,7 @@ def run(params, which):
         model = rt.wrap(Pretrainer(net, NUM_CLASSES + 1))
         attention_loss, out_dir, out_csv = cfg.attention_loss, P.pretrain, P.metrics.pretrain
     else:
-        net = ViTEncoder(params.seco.arch, drop_path_rate=cfg.drop_path_rate)
+        net = ViTEncoder(params.seco.pretrain_arch, drop_path_rate=cfg.drop_path_rate)
         model = rt.wrap(ViTPretrainer(net, NUM_CLASSES))
         attention_loss, out_dir, out_csv = 0.0, P.pretrain_vit, P.metrics.pretrain_vit
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -29,9 +29,15 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
             p["masks"]["crf"]["n_labels"], p["bao"]["head"], p["bao"]["target_mode"], p["ema"]["span"]) == (
         "resnet38_seg", "resnet38d", 321, 50, 91, "classifier_x", "train", "epoch")
     assert (p["psa"]["arch"], p["psa"]["crop_size"], p["psa"]["frozen"]) == ("resnet38d", 448, ["conv1a", "b2", "b2_1", "b2_2"])
+    s = p["seco"]  # SeCo at its sizes: ViT-B/16, crop 448, 12 views of which 10 local crops of 64 px, its queue
+    assert (s["arch"], s["crop_size"], s["local_crop_size"], s["ncrops"], s["queue"], s["aspp_rates"],
+            s["par_dilations"], s["energy"]["weight"], s["mask_scales"]) == (
+        "vit_base_patch16_224", 448, 64, 12, 4608, [6, 12, 18, 24], [1, 2, 4, 8, 12, 24], 1e-7,
+        [1.0, 0.5, 0.75, 1.25, 1.5, 1.75, 2.0])
     m = project / "metrics"
     for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
-                 "transcam_segmentation"):
+                 "transcam_segmentation", "seco_seed", "seco_mask", "seco_segmentation"):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
     assert "| BAO | CRF |" in (m / "table1.md").read_text()
+    assert "| SeCo (CVPR 2024) | CRF | –" not in (m / "table1.md").read_text()  # its row is computed
     assert "Dataset: folder" in (m / "table1.md").read_text()

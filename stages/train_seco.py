@@ -17,7 +17,6 @@ Outputs ``<paths.seco>/model.pt`` and ``metrics/train_seco.csv``.
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F

@@ -248,6 +248,9 @@ class Bao(Optim):
     label_smoothing: float = 0.4  # AMN --eps
     refine_am: bool = True  # refine the activation map by the attention (docs/method.md §3.2)
     head_lr_mult: float = 1.0
+    # diagnostics of which component costs points (docs/results.md); the release: 1.0 and "all"
+    l_pcl: float = 1.0  # the weight of L_pcl in eq. 8 (the release's --l_pcl, train_bao.py l.175)
+    pcl_grad: Literal["all", "head"] = "all"  # head: L_pcl trains only the AM branch (label encoder, classifier)
     amn_fg_thres: float = 0.30
     amn_bg_thres: float = 0.05
     augment: Augment = None
@@ -256,6 +259,8 @@ class Bao(Optim):
 
     def check(self, p):
         super().check(p)
+        if self.l_pcl < 0:
+            raise ParamsError(f"{p}.l_pcl: must be >= 0, got {self.l_pcl}")
         if not 0 <= self.label_smoothing < 1:
             raise ParamsError(f"{p}.label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.amn_bg_thres <= self.amn_fg_thres <= 1:

@@ -55,6 +55,9 @@ class BAONet(nn.Module):
         self.refine_am = refine_am
         self.attn_identity = attn_identity  # cams.attn_identity, used wherever this net refines a map
         self.head = head
+        # bao.pcl_grad (a diagnostic, set by train_bao): "head" stops L_pcl's gradient at the AM branch's
+        # inputs (the CNN feature and A*), so the backbone learns from L_cls alone; "all" is the release
+        self.pcl_grad = "all"
         c = backbone.out_channels
         self.label_enc = nn.Linear(num_classes - 1, c)
         if head == "classifier_x":
@@ -72,10 +75,13 @@ class BAONet(nn.Module):
         ``cams`` (A* . CAM, all 21 channels), ``cam_refined`` (its 20 foreground channels) and
         ``camsfg_ambg`` = [am[:, :1], cams[:, 1:]] (the release's seed map, conformer.py l.490-495)."""
         out = self.backbone(x, need_attn=True)
-        f = out["feat"] * self.label_enc(label.float())[:, :, None, None]
+        feat, attn = out["feat"], out["attn"]
+        if self.pcl_grad == "head":
+            feat, attn = feat.detach(), attn.detach()
+        f = feat * self.label_enc(label.float())[:, :, None, None]
         out["am_raw"] = self.am_head(f)
         # AM_o = A*_o . AM (eq. 5 applied to the AM, docs/method.md §3.2); bao.refine_am: false skips it
-        out["am"] = refine(out["am_raw"], out["attn"], self.attn_identity) if self.refine_am else out["am_raw"]
+        out["am"] = refine(out["am_raw"], attn, self.attn_identity) if self.refine_am else out["am_raw"]
         out["cams"] = refine(out["cam"], out["attn"], self.attn_identity)  # M* (eq. 5), background channel too
         out["cam_refined"] = out["cams"][:, 1:]
         out["camsfg_ambg"] = torch.cat([out["am"][:, :1].float(), out["cam_refined"]], dim=1)

@@ -61,6 +61,7 @@ def run(params, variant: str):
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
     online = build_bao(params, drop_path_rate=params.model.drop_path_rate)
+    online.pcl_grad = cfg.pcl_grad  # the target never sees a loss, so only the online model needs it
     online.backbone.load_state_dict(safe_load(Path(P.transcam) / START_FILE))  # transcam.bao_start_epoch
     target = None
     if variant != "amn":
@@ -94,8 +95,10 @@ def run(params, variant: str):
             p_t = feature_labels(batch["extra"].to(rt.device), grid)
         l_cls = cls_loss(out, y)
         l_pcl = pcl_loss(out["am"], p_t, cfg.label_smoothing)
-        # eq. 8; the amn baseline is AMN's own loss, L_pcl alone (docs/method.md §4)
-        loss = l_pcl if variant == "amn" else l_cls + l_pcl
+        # eq. 8 (the release weighs L_pcl by --l_pcl, 1.0); the amn baseline is AMN's own loss, L_pcl
+        # alone (docs/method.md §4)
+        w = cfg.l_pcl
+        loss = w * l_pcl if variant == "amn" else l_cls + w * l_pcl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

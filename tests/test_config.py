@@ -32,6 +32,8 @@ def test_params_yaml_is_valid():
     (lambda r: r["seeds"].update(combine="max"), "seeds.combine"),
     (lambda r: r["deeplab"].update(aspp_rates=[6, 0]), "deeplab.aspp_rates"),
     (lambda r: r["bao"].update(aspp_rates=[]), "bao.aspp_rates"),
+    (lambda r: r["bao"].update(l_pcl=-1), "bao.l_pcl"),
+    (lambda r: r["bao"].update(pcl_grad="backbone"), "bao.pcl_grad"),
 ])
 def test_bad_params_name_the_key(edit, key):
     r = copy.deepcopy(raw())
@@ -63,6 +65,7 @@ def test_paper_experiment_composes_to_valid_params(tmp_path):
     assert (p.bao.head, p.bao.target_mode, p.bao.ignore_padding, p.bao.lr, p.bao.head_lr_mult) == (
         "classifier_x", "train", False, 5e-5, 1.0)
     assert (p.ema.span, p.ema.averages, p.ema.share_epochs) == ("epoch", "params", 1)
+    assert (p.bao.l_pcl, p.bao.pcl_grad) == (1.0, "all")  # eq. 8 as the release runs it
     assert (p.seeds.combine, p.masks.crf.unary, p.masks.crf.n_labels) == ("camsfg_ambg", "labels", 91)
     # segmentation as MCTformer's seg/ trains it (run_seg.sh: batch 4, 30 epochs, crop 321, lr 7e-4)
     d = p.deeplab

@@ -212,3 +212,25 @@ def test_ema_of_parameters_leaves_buffers():
     ema_update(t, o, 0.5, "params")
     assert torch.allclose(t.weight, torch.tensor([2.0, 3.0]))
     assert torch.equal(t.running_mean, torch.zeros(2))
+
+
+def test_pcl_grad_head_stops_at_the_am_branch():
+    """bao.pcl_grad: "all" (the release) sends L_pcl's gradient into the backbone; "head" only into the
+    label encoder and the AM classifier, with the outputs unchanged."""
+    from bao.method import BAONet
+    from bao.models import create_model
+
+    torch.manual_seed(0)
+    net = BAONet(create_model("conformer_mini", num_classes=21)).eval()
+    x, y = torch.randn(2, 3, 64, 64), torch.tensor([[1.0] + [0] * 19, [0] * 19 + [1.0]])
+    grads = {}
+    for mode in ("all", "head"):
+        net.pcl_grad = mode
+        net.zero_grad(set_to_none=True)
+        out = net(x, y)
+        out["am"].square().mean().backward()
+        grads[mode] = out["am"].detach()
+        backbone = [p.grad for p in net.backbone.parameters() if p.grad is not None]
+        assert net.am_head.weight.grad is not None and net.label_enc.weight.grad is not None
+        assert bool(backbone) == (mode == "all")
+    assert torch.equal(grads["all"], grads["head"])

@@ -117,20 +117,25 @@ def run(params, variant: str):
     c = params.cams
     quick = SimpleNamespace(scales=cfg.epoch_eval_scales or c.scales, flip=c.flip, keep_aspect=c.keep_aspect)
 
-    def evaluate(rules):
+    def evaluate(rules, online_is_target=False):
         # every readout of the seed model (the target; amn: the online model) and, beside a target, of
         # the online model, from one pass of each network; one protocol at every epoch (Figure 4)
         models = {"": target if target is not None else net}
-        if target is not None:
+        if target is not None and not online_is_target:
             models["online_"] = net
         row = {}
         for prefix, m in models.items():
             res = seed_mious(m, P.data, "train", quick, rules, rt.device, rt.amp)
             row.update({f"{prefix}miou_{r}": res[r]["miou"] if r in res else math.nan for r in COMBINES})
+        if online_is_target:  # the same weights and buffers: the same scores, without a second pass
+            row.update({f"online_miou_{r}": row[f"miou_{r}"] for r in COMBINES})
         return {**row, "scales": "/".join(map(str, quick.scales))}
 
     def end_epoch(epoch):
-        return evaluate(COMBINES) if rt.dist.main else {}
+        # after an epoch of Share (``epoch`` counts the finished ones) the target is the online model
+        shared = target is not None and update_mode(
+            variant, epoch - 1, params.ema.share_epochs if variant == "share+ema" else 0) == "share"
+        return evaluate(COMBINES, online_is_target=shared) if rt.dist.main else {}
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored

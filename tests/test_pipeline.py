@@ -110,6 +110,10 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert "iou" in json.loads((m / "details" / "segmentation.json").read_text())
     for v in ("amn", "share", "ema", "share+ema"):
         assert (m / "bao" / f"{v}.csv").read_text().startswith("epoch,")
+    # after a Share epoch the target is the online model: its online scores are the target's, and present
+    import csv
+    for r in list(csv.DictReader((m / "bao" / "share.csv").open()))[1:]:
+        assert r["online_miou_camsfg_ambg"] == r["miou_camsfg_ambg"] and 0 <= float(r["online_miou_cam"]) <= 1
     table = (m / "table1.md").read_text()
     seed = json.loads((m / "seed.json").read_text())["miou"]
     assert f"| BAO | CRF | {100 * seed:.1f} |" in table
@@ -119,7 +123,6 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     # SeCo's row from its own stages' metric files
     seco = [100 * json.loads((m / f"seco_{k}.json").read_text())["miou"] for k in ("seed", "mask", "segmentation")]
     assert "| SeCo (CVPR 2024) | CRF | {:.1f} | {:.1f} | {:.1f} |".format(*seco) in table
-    import csv
 
     history = list(csv.DictReader((m / "train_seco.csv").open()))
     # seco.iterations counts the steps taken (the release's max_iters): 6 in 2 passes of 4 batches

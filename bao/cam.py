@@ -102,14 +102,61 @@ def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, de
     return host(total)
 
 
+# pixels per batch in ``multi_scale_many``: 8 images (16 passes with flips) at 128 px, one at 362 px
+# and above, where a pass alone is big enough to keep the device busy
+BATCH_PIXELS = 8 * 128 * 128
+
+
+@torch.no_grad()
+def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales, flip: bool, keep_aspect: bool,
+                     device):
+    """``multi_scale`` for a list of images: at each scale, images whose passes have one size run as one
+    batch (with their flips) of up to ``BATCH_PIXELS`` pixels; ``fn(x, labels_of_x) -> (B, K, h, w)``
+    with ``labels`` (N, 20) the images' labels. Each image's passes are summed in ``multi_scale``'s
+    order, so the result is ``multi_scale``'s wherever ``fn`` does not depend on the batch; a network in
+    eval mode does not, up to the rounding of the kernel its batch size selects (tests:
+    test_multi_scale_many_equals_one_by_one). Returns a list of (K, H, W) CPU float32 tensors. The
+    per-epoch scorers use it, where one small image at a time leaves most of a CPU idle; the stages'
+    seeds and CAMs are made one image at a time (``multi_scale``)."""
+    totals: list = [None] * len(images)
+    pils = [Image.fromarray(im) for im in images]
+    for s in scales:
+        sizes = [pass_size(*im.shape[:2], s, keep_aspect) for im in images]
+        per_batch = max(1, BATCH_PIXELS // (s * s))
+        for size in dict.fromkeys(sizes):
+            idx = [i for i, z in enumerate(sizes) if z == size]
+            for start in range(0, len(idx), per_batch):
+                chunk = idx[start:start + per_batch]
+                x = torch.stack([to_tensor(np.asarray(pils[i].resize(size[::-1], Image.BICUBIC))) for i in chunk])
+                y = labels[chunk]
+                if flip:  # each image followed by its flip, as multi_scale's batch of two
+                    x = torch.stack([x, x.flip(-1)], 1).flatten(0, 1)
+                    y = y.repeat_interleave(2, 0)
+                maps = fn(x.to(device), y.to(device)).float()
+                for j, i in enumerate(chunk):
+                    h, w = images[i].shape[:2]
+                    views = maps[2 * j:2 * j + 2] if flip else maps[j:j + 1]
+                    views = F.interpolate(views, size=(h, w), mode="bilinear", align_corners=False)
+                    if flip:
+                        views = torch.stack([views[0], views[1].flip(-1)])
+                    for m in views:
+                        totals[i] = m if totals[i] is None else totals[i] + m
+    return [host(t) for t in totals]
+
+
 def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx, identity: float = 0.0):
     """One TransCAM pass: the conv CAM (fg channels) refined by the summed attention, restricted
     to the image's classes (fg_mask: (20,) 0/1)."""
+    return lambda x: transcam_batch_fn(model, amp_ctx, identity)(x, fg_mask[None])
 
-    def fn(x):
+
+def transcam_batch_fn(model, amp_ctx, identity: float = 0.0):
+    """``transcam_fn`` for a batch of images with their own classes: ``fn(x, fg_masks (B, 20))``."""
+
+    def fn(x, fg_masks):
         with amp_ctx():
             out = model(x, need_attn=True)
         cam = refine(out["cam"][:, 1:], out["attn"], identity)
-        return cam * fg_mask.to(cam.device)[None, :, None, None]
+        return cam * fg_masks.to(cam.device)[:, :, None, None]
 
     return fn

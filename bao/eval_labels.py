@@ -90,15 +90,32 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
 
 def add_threshold_sweep(cms: list[ConfusionMatrix], thresholds, keys: np.ndarray, cams: np.ndarray,
                         gt: np.ndarray) -> None:
-    """Add one image to each threshold's confusion matrix: argmax over [t, CAMs] (``cam_to_label``)."""
+    """Add one image to each threshold's confusion matrix: argmax over [t, CAMs] (``cam_to_label``).
+    One histogram for all thresholds: a pixel is foreground at the thresholds below its CAM maximum,
+    so it is binned by how many thresholds that is and the per-threshold counts are suffix sums; the
+    comparison runs in the CAMs' dtype, as ``mx > t`` does. The same counts as one ``bincount`` per
+    threshold, at a fraction of the cost (tests: test_threshold_sweep_equals_per_threshold)."""
     keep = gt != IGNORE
     g = gt[keep].astype(np.int64)
-    if len(keys):
-        mx = cams.max(0)[keep]
-        cls = keys[cams.argmax(0)[keep]]
-    for t, cm in zip(thresholds, cms):
-        p = np.where(mx > t, cls, 0) if len(keys) else np.zeros_like(g)
-        cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+    n = NUM_CLASSES
+    if not len(keys):  # every pixel is background at every threshold
+        hist = np.bincount(n * g, minlength=n * n).reshape(n, n)
+        for cm in cms:
+            cm.hist += hist
+        return
+    mx = cams.max(0)[keep]
+    cls = keys[cams.argmax(0)[keep]].astype(np.int64)
+    ts = np.asarray(thresholds, dtype=mx.dtype)
+    order = np.argsort(ts, kind="stable")
+    # how many (sorted) thresholds lie strictly below each pixel's maximum; NaN is foreground nowhere
+    below = np.where(np.isnan(mx), 0, np.searchsorted(ts[order], mx, side="left"))
+    counts = np.bincount((below * n + g) * n + cls, minlength=(len(ts) + 1) * n * n).reshape(-1, n, n)
+    fg = np.cumsum(counts[::-1], axis=0)[::-1]  # fg[j]: pixels foreground at sorted thresholds < j
+    per_gt = np.bincount(g, minlength=n)
+    for j, i in enumerate(order):
+        hist = fg[j + 1].copy()
+        hist[:, 0] += per_gt - hist.sum(1)
+        cms[i].hist += hist
 
 
 def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int) -> dict:

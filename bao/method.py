@@ -229,24 +229,37 @@ def combine_seed_scores(am_sum: torch.Tensor, cam_sum: torch.Tensor, label: torc
     am_bg: the AM's background softmax probability max-normalised, stacked on the min-max refined CAM.
     Except for camsfg_ambg (which keeps the release's values) absent classes are -inf.
     """
-    if combine == "camsfg_ambg":
-        return camsfg_ambg_scores(torch.cat([am_sum[:1].float(), cam_sum.float()]), label)
+    return seed_scores_by_rule(am_sum, cam_sum, label, (combine,), passes)[combine]
+
+
+def seed_scores_by_rule(am_sum: torch.Tensor, cam_sum: torch.Tensor, label: torch.Tensor, combines,
+                        passes: int = 1) -> dict[str, torch.Tensor]:
+    """``combine_seed_scores`` for several rules, the normalised CAM and the AM's softmax computed once."""
+    for c in combines:
+        if c not in COMBINES:
+            raise ValueError(f"seeds.combine: {c!r} is not one of {COMBINES}")
     present = torch.cat([label.new_ones(1, dtype=torch.bool), label > 0])[:, None, None].to(am_sum.device)
-    if combine == "cam":
-        fg = minmax_norm(cam_sum) * present[1:]
-        scores = torch.cat([1.0 - fg.amax(0, keepdim=True), fg])  # eq. 6
-        return scores.masked_fill(~present, float("-inf"))
-    prob = (am_sum.float() / passes).masked_fill(~present, float("-inf")).softmax(0)
-    if combine == "am":
-        return prob.masked_fill(~present, float("-inf"))
-    if combine == "am_bg":
-        scores = torch.cat([max_norm(prob[:1]), minmax_norm(cam_sum)])
-        return scores.masked_fill(~present, float("-inf"))
-    if combine != "mean":
-        raise ValueError(f"seeds.combine: {combine!r} is not one of {COMBINES}")
-    fg = (max_norm(prob[1:]) + minmax_norm(cam_sum)) / 2
-    scores = torch.cat([prob[:1], fg])
-    return scores.masked_fill(~present, float("-inf"))
+    out = {}
+    if "camsfg_ambg" in combines:
+        out["camsfg_ambg"] = camsfg_ambg_scores(torch.cat([am_sum[:1].float(), cam_sum.float()]), label)
+    if {"cam", "am_bg", "mean"} & set(combines):
+        cam_norm = minmax_norm(cam_sum)
+    if {"am", "am_bg", "mean"} & set(combines):
+        prob = (am_sum.float() / passes).masked_fill(~present, float("-inf")).softmax(0)
+    for c in combines:
+        if c == "cam":
+            fg = cam_norm * present[1:]
+            scores = torch.cat([1.0 - fg.amax(0, keepdim=True), fg])  # eq. 6
+        elif c == "am":
+            scores = prob
+        elif c == "am_bg":
+            scores = torch.cat([max_norm(prob[:1]), cam_norm])
+        elif c == "mean":
+            scores = torch.cat([prob[:1], (max_norm(prob[1:]) + cam_norm) / 2])
+        else:
+            continue
+        out[c] = scores.masked_fill(~present, float("-inf"))
+    return {c: out[c] for c in combines}
 
 
 def seed_labels(scores: torch.Tensor) -> np.ndarray:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.cam import minmax_norm, multi_scale, transcam_fn
+from bao.cam import minmax_norm, multi_scale, multi_scale_many, transcam_batch_fn
 from bao.classes import CLASSES, NUM_CLASSES
 from bao.data import VOCDataset
 from bao.eval_labels import add_threshold_sweep, sweep_result
-from bao.method import BAONet, build_bao, combine_seed_scores, seed_labels
+from bao.method import BAONet, build_bao, combine_seed_scores, seed_labels, seed_scores_by_rule
 from bao.metrics import ConfusionMatrix
 from bao.models.weights import load_trained
 
@@ -23,18 +23,35 @@ def passes(cams_cfg) -> int:
     return len(cams_cfg.scales) * (2 if cams_cfg.flip else 1)
 
 
+def _seed_fn(model, amp):
+    def fn(x, y):
+        with amp():
+            out = model(x, y)
+        return torch.cat([out["am"].float(), out["cam_refined"]], dim=1)
+
+    return fn
+
+
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's refined activation map (21, H, W) and refined foreground CAM (20, H, W) of one
     image, each summed over the passes (as TransCAM's and the release's inference), on the CPU."""
-    y = torch.from_numpy(label)
-
-    def fn(x):
-        with amp():
-            out = model(x, y[None].expand(x.shape[0], -1).to(x.device))
-        return torch.cat([out["am"].float(), out["cam_refined"]], dim=1)
-
-    maps = multi_scale(fn, image, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
+    y = torch.from_numpy(label)[None]
+    fn = _seed_fn(model, amp)
+    maps = multi_scale(lambda x: fn(x, y.expand(x.shape[0], -1).to(x.device)), image, cams_cfg.scales,
+                       cams_cfg.flip, cams_cfg.keep_aspect, device)
     return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
+
+
+# images loaded and scored together by the split-wide scorers below (``multi_scale_many`` batches them)
+GROUP = 16
+
+
+def _groups(ds):
+    for start in range(0, len(ds.ids), GROUP):
+        ids = ds.ids[start:start + GROUP]
+        images = [ds.load_image(i) for i in ids]
+        labels = torch.from_numpy(np.stack([ds.label(i) for i in ids]))
+        yield ids, images, labels
 
 
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
@@ -47,9 +64,9 @@ def rule_confusions(am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: 
                     rules, n_passes: int) -> dict[str, ConfusionMatrix]:
     """Per-rule confusion matrices of one image's seeds against its ground truth."""
     out = {}
-    for c in rules:
+    for c, scores in seed_scores_by_rule(am, cam, torch.from_numpy(label), rules, n_passes).items():
         out[c] = ConfusionMatrix(NUM_CLASSES)
-        out[c].update(seed_labels(combine_seed_scores(am, cam, torch.from_numpy(label), c, n_passes)), gt)
+        out[c].update(seed_labels(scores), gt)
     return out
 
 
@@ -61,13 +78,14 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
     model.eval()
     ds = VOCDataset(root, split, masks="gt", ids=ids)
     total = {c: ConfusionMatrix(NUM_CLASSES) for c in combines}
-    for image_id in ds.ids:
-        image = ds.load_image(image_id)
-        label = ds.label(image_id)
-        am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
-        gt = ds.load_mask(image_id, image.shape[:2])
-        for c, cm in rule_confusions(am, cam, label, gt, combines, passes(cams_cfg)).items():
-            total[c].merge(cm)
+    for group, images, labels in _groups(ds):
+        maps = multi_scale_many(_seed_fn(model, amp), images, labels, cams_cfg.scales, cams_cfg.flip,
+                                cams_cfg.keep_aspect, device)
+        for image_id, image, label, m in zip(group, images, labels.numpy(), maps):
+            gt = ds.load_mask(image_id, image.shape[:2])
+            for c, cm in rule_confusions(m[:NUM_CLASSES], m[NUM_CLASSES:], label, gt, combines,
+                                         passes(cams_cfg)).items():
+                total[c].merge(cm)
     model.train(was_training)
     return total
 
@@ -88,14 +106,13 @@ def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, 
     ds = VOCDataset(root, split, masks="gt")
     thresholds = [round(float(t), 6) for t in thresholds]
     cms = [ConfusionMatrix(NUM_CLASSES) for _ in thresholds]
-    for image_id in ds.ids:
-        image = ds.load_image(image_id)
-        label = torch.from_numpy(ds.label(image_id))
-        cams = multi_scale(transcam_fn(model, label, amp, identity), image, cams_cfg.scales, cams_cfg.flip,
-                           cams_cfg.keep_aspect, device)
-        keys = np.flatnonzero(label.numpy()) + 1
-        norm = minmax_norm(cams[keys - 1]).numpy() if len(keys) else cams[:0].numpy()
-        add_threshold_sweep(cms, thresholds, keys, norm, ds.load_mask(image_id, image.shape[:2]))
+    fn = transcam_batch_fn(model, amp, identity)
+    for group, images, labels in _groups(ds):
+        maps = multi_scale_many(fn, images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
+        for image_id, image, label, cams in zip(group, images, labels.numpy(), maps):
+            keys = np.flatnonzero(label) + 1
+            norm = minmax_norm(cams[keys - 1]).numpy() if len(keys) else cams[:0].numpy()
+            add_threshold_sweep(cms, thresholds, keys, norm, ds.load_mask(image_id, image.shape[:2]))
     model.train(was_training)
     res = sweep_result(cms, thresholds, split, len(ds))
     return {"miou": res["miou"], "best_threshold": res["best_threshold"]}

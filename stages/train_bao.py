@@ -104,9 +104,13 @@ def run(params, variant: str):
         opt.step()
         return {"loss": loss.item(), "l_cls": l_cls.item(), "l_pcl": l_pcl.item()}
 
+    def mode_of(epoch):
+        # the target update of an epoch; ema.* are read only by the variants that use them (dvc.yaml
+        # declares them there alone)
+        return update_mode(variant, epoch, params.ema.share_epochs if variant == "share+ema" else 0)
+
     def after_step(global_step, epoch):
-        # ema.* are read only by the variants that use them (dvc.yaml declares them there alone)
-        mode = update_mode(variant, epoch, params.ema.share_epochs if variant == "share+ema" else 0)
+        mode = mode_of(epoch)
         if mode == "share":
             share(target, net)
         elif mode == "ema":
@@ -133,8 +137,7 @@ def run(params, variant: str):
 
     def end_epoch(epoch):
         # after an epoch of Share (``epoch`` counts the finished ones) the target is the online model
-        shared = target is not None and update_mode(
-            variant, epoch - 1, params.ema.share_epochs if variant == "share+ema" else 0) == "share"
+        shared = target is not None and mode_of(epoch - 1) == "share"
         return evaluate(COMBINES, online_is_target=shared) if rt.dist.main else {}
 
     def start():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bao.cam import host, multi_scale, refine, transcam_fn
+from bao.cam import host, multi_scale, multi_scale_many, refine, transcam_batch_fn, transcam_fn
 from bao.models import create_model
 from conftest import ROOT
 
@@ -53,6 +53,33 @@ def test_cam_inference_returns_cpu_tensors():
     cams = multi_scale(transcam_fn(model, label, contextlib.nullcontext), img, [32, 48], True, False, "cpu")
     assert type(cams) is torch.Tensor and cams.dtype == torch.float32 and cams.shape == (20, 40, 56)
     cams.numpy()  # what the stages do next
+
+
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_multi_scale_many_equals_one_by_one(keep_aspect):
+    # batching images per pass size gives each image multi_scale's sum, pass for pass: exactly, for a
+    # batch-independent fn that routes every image's own labels (channel k = first pixel plane x label k)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in [(40, 56), (56, 40), (40, 56), (33, 47)]]
+    labels = torch.from_numpy((rng.random((len(images), 20)) < 0.3).astype(np.float32))
+
+    def fn(x, y):  # (B, 20, h, w); depends on each row alone, and is not symmetric under a flip
+        ramp = torch.linspace(0, 1, x.shape[-1])
+        return (x[:, :1] + ramp) * y[:, :, None, None]
+
+    many = multi_scale_many(fn, images, labels, [32, 48], True, keep_aspect, "cpu")
+    for im, y, got in zip(images, labels, many):
+        want = multi_scale(lambda x: fn(x, y[None].expand(x.shape[0], -1)), im, [32, 48], True, keep_aspect, "cpu")
+        assert type(got) is torch.Tensor and torch.equal(got, want)
+    # a network in eval mode: the same maps as one image at a time, to float rounding (a batch of
+    # another size may take another kernel), as CPU tensors
+    torch.manual_seed(0)
+    model = OnDevice(create_model("conformer_mini").eval())
+    fn = transcam_batch_fn(model, contextlib.nullcontext)
+    many = multi_scale_many(fn, images, labels, [32, 48], True, keep_aspect, "cpu")
+    for im, y, got in zip(images, labels, many):
+        want = multi_scale(transcam_fn(model, y, contextlib.nullcontext), im, [32, 48], True, keep_aspect, "cpu")
+        assert type(got) is torch.Tensor and torch.allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_seed_maps_return_cpu_tensors(params):

@@ -9,7 +9,7 @@ import pytest
 from bao.crf import crf_labels
 from bao.data import VOCDataset, read_split
 from bao.eval_labels import main as eval_main
-from bao.eval_labels import score_cams, score_labels, threshold_range
+from bao.eval_labels import add_threshold_sweep, cam_to_label, score_cams, score_labels, threshold_range
 from bao.io import atomic_dir, atomic_file, save_label_png, save_npz
 from bao.metrics import ConfusionMatrix
 
@@ -87,6 +87,28 @@ def test_cam_threshold_sweep(mini_root, tmp_path):
     res = score_cams(tmp_path, mini_root, "train", threshold_range(0, 0.6, 0.05))
     assert 0.1 <= res["best_threshold"] < 0.9 and res["miou"] == pytest.approx(1.0)
     assert res["curve"][0]["miou"] < res["miou"]  # t=0: everything foreground
+
+
+@pytest.mark.parametrize("thresholds", [threshold_range(0, 0.8, 0.01), [0.5, 0.1, 0.29, 0.29, 0.7]])
+def test_threshold_sweep_equals_per_threshold(thresholds):
+    # the one-histogram sweep counts exactly what cam_to_label gives at each threshold, including CAM
+    # values equal to a threshold (float32 comparison), a NaN, ignored pixels and no foreground class
+    thresholds = [float(t) for t in thresholds]
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        k = int(rng.integers(0, 4))
+        keys = np.sort(rng.choice(np.arange(1, 21), k, replace=False))
+        cams = (np.round(rng.random((k, 12, 16)) * 100) / 100).astype(np.float32)
+        if k and trial % 5 == 0:
+            cams[0, 0, 0] = np.nan
+        gt = rng.integers(0, 21, (12, 16))
+        gt[rng.random(gt.shape) < 0.1] = 255
+        got = [ConfusionMatrix() for _ in thresholds]
+        add_threshold_sweep(got, thresholds, keys, cams, gt)
+        for t, cm in zip(thresholds, got):
+            want = ConfusionMatrix()
+            want.update(cam_to_label(keys, cams, t), gt)
+            assert (cm.hist == want.hist).all(), (trial, t)
 
 
 def test_missing_prediction_named(mini_root, tmp_path):

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from bao.cam import max_norm, minmax_norm, refine
 from bao.method import (COMBINES, combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels,
-                        seed_labels, share, update_mode)
+                        seed_labels, seed_scores_by_rule, share, update_mode)
 
 
 def test_refine_matches_einsum():
@@ -100,6 +100,19 @@ def test_combine_seed_scores():
         else:
             assert torch.isinf(s[1]).all()  # absent class
         assert s.argmax(0).tolist() == [[0, 4]], combine
+
+
+def test_seed_scores_by_rule_equal_one_rule_at_a_time():
+    # the per-epoch scorer computes every rule from one normalised CAM and one softmax: the same scores
+    g = torch.Generator().manual_seed(0)
+    am, cam = torch.randn(21, 6, 7, generator=g) * 5, torch.randn(20, 6, 7, generator=g) * 50
+    label = (torch.arange(20) % 7 == 2).float()
+    together = seed_scores_by_rule(am, cam, label, COMBINES[::-1], 6)
+    assert list(together) == list(COMBINES[::-1])
+    for c in COMBINES:
+        assert torch.equal(together[c], combine_seed_scores(am, cam, label, c, 6)), c
+    with pytest.raises(ValueError, match="seeds.combine: 'nope'"):
+        seed_scores_by_rule(am, cam, label, ("cam", "nope"))
 
 
 def test_combine_am_bg_by_hand():

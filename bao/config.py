@@ -206,14 +206,16 @@ class TransCAM(Optim):
     augment: Augment = None
     released: Optional[str] = None  # TransCAM's published classifier instead of training (path/URL/gdrive://)
     released_md5: Optional[str] = None
-    # the per-epoch oracle seed on train at these CAM scales (x flip), every epoch; null: not scored
+    # the per-epoch oracle seed on train at these CAM scales (x flip); null: not scored
     epoch_eval_scales: Optional[list[int]] = None
+    epoch_eval_every: int = 1  # scored after every n-th epoch and the last (a count: the curve's sampling)
     # the epoch whose weights BAO starts from (null: the last), so that BAO and TransCAM's row can get the
     # same total steps: bao_start_epoch + bao.epochs = epochs at equal batch sizes
     bao_start_epoch: Optional[int] = None
 
     def check(self, p):
         super().check(p)
+        _positive(f"{p}.epoch_eval_every", self.epoch_eval_every)
         if self.bao_start_epoch is not None and not 1 <= self.bao_start_epoch <= self.epochs:
             raise ParamsError(f"{p}.bao_start_epoch: must be null or in [1, epochs = {self.epochs}], "
                               f"got {self.bao_start_epoch}")
@@ -256,9 +258,11 @@ class Bao(Optim):
     augment: Augment = None
     # Figure 4's per-epoch seed score at these CAM scales (x flip; null: cams.scales), the same at every epoch
     epoch_eval_scales: Optional[list[int]] = None
+    epoch_eval_every: int = 1  # scored at epoch 0, after every n-th epoch and the last (the curve's sampling)
 
     def check(self, p):
         super().check(p)
+        _positive(f"{p}.epoch_eval_every", self.epoch_eval_every)
         if self.l_pcl < 0:
             raise ParamsError(f"{p}.l_pcl: must be >= 0, got {self.l_pcl}")
         if not 0 <= self.label_smoothing < 1:

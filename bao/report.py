@@ -88,9 +88,9 @@ def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, pa
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     protocols = set()
     for v, p in curves.items():
-        df = pd.read_csv(p)
-        protocols |= set(df["scales"].astype(str)) if "scales" in df else set()
-        later = df[df["epoch"] > 0]
+        df = pd.read_csv(p, dtype={"scales": str})  # "128", not 128.0 beside the unscored epochs' blanks
+        protocols |= set(df["scales"].dropna()) if "scales" in df else set()
+        later = df[(df["epoch"] > 0) & df[f"miou_{chosen}"].notna()]  # epochs scored (bao.epoch_eval_every)
         line, = ax.plot(later["epoch"], 100 * later[f"miou_{chosen}"], marker="o", label=VARIANT_NAMES.get(v, v))
         start = df[df["epoch"] == 0]
         if len(start):
@@ -108,7 +108,7 @@ def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, pa
     if chosen and dotted:
         title += f"\n(solid: {chosen}; dotted: {dotted})"
     if protocols:
-        title += f"\nevery epoch at CAM scales {' / '.join(sorted(protocols))} x flip"
+        title += f"\neach scored epoch at CAM scales {' / '.join(sorted(protocols))} x flip"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -7,9 +7,9 @@ Both networks start from the TransCAM checkpoint. Per step: the target (no gradi
 pseudo-labels p_t (eq. 6); the online model is trained with L = L_cls + L_pcl (eq. 8); then the target
 is updated (Share / EMA with a cosine tau over ``ema.span`` / Share then EMA; i2mond/BAO train_bao.py).
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
-After every epoch (and at epoch 0) the seed mIoU on VOC train of the target (``miou_<rule>``) and of the
-online model (``online_miou_<rule>``) is logged for every readout of ``bao.method.COMBINES`` (Figure 4),
-at ``bao.epoch_eval_scales`` (× flip) at every epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
+At epoch 0, after every ``bao.epoch_eval_every``-th epoch and after the last, the seed mIoU on VOC train
+of the target (``miou_<rule>``) and of the online model (``online_miou_<rule>``) is logged for every
+readout of ``bao.method.COMBINES`` (Figure 4), at ``bao.epoch_eval_scales`` (× flip) at every epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
 the online model) and ``metrics/bao/<variant>.csv``.
 """
 import sys
@@ -136,9 +136,11 @@ def run(params, variant: str):
         return {**row, "scales": "/".join(map(str, quick.scales))}
 
     def end_epoch(epoch):
+        if not rt.dist.main or (epoch % cfg.epoch_eval_every and epoch != cfg.epochs):
+            return {}
         # after an epoch of Share (``epoch`` counts the finished ones) the target is the online model
         shared = target is not None and mode_of(epoch - 1) == "share"
-        return evaluate(COMBINES, online_is_target=shared) if rt.dist.main else {}
+        return evaluate(COMBINES, online_is_target=shared)
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored

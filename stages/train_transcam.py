@@ -2,9 +2,9 @@
 
 One multi-label soft-margin loss on the sum of the conv head's GAP logits and the class-token
 logits, over the 20 foreground classes (``bao.method.cls_loss``); AdamW, constant learning rate.
-After every epoch the seed on VOC train at its best background threshold (the oracle) is scored at
-``transcam.epoch_eval_scales`` (× flip), one protocol for every epoch, so that the curve shows when
-training has converged. ``transcam.bao_start_epoch`` keeps the weights after that epoch as BAO's start,
+After every ``transcam.epoch_eval_every``-th epoch and the last, the seed on VOC train at its best
+background threshold (the oracle) is scored at ``transcam.epoch_eval_scales`` (× flip), one protocol
+for every epoch, so that the curve shows when training has converged. ``transcam.bao_start_epoch`` keeps the weights after that epoch as BAO's start,
 so that BAO (that many TransCAM epochs, then ``bao.epochs``) and TransCAM's Table 1 row (``transcam.epochs``)
 can get the same total steps; null starts BAO from the final weights. Outputs ``<paths.transcam>/model.pt``
 (TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
@@ -97,7 +97,7 @@ def run(params):
     def end_epoch(epoch):
         if epoch == cfg.bao_start_epoch:  # BAO's start: kept in memory and in the resume checkpoint
             start.state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
-        if not (rt.dist.main and cfg.epoch_eval_scales):
+        if not (rt.dist.main and cfg.epoch_eval_scales) or (epoch % cfg.epoch_eval_every and epoch != cfg.epochs):
             return {}
         res = transcam_oracle(unwrap(model), P.data, "train", quick, thresholds, rt.device, rt.amp, c.attn_identity)
         return {"miou_oracle": res["miou"], "threshold": res["best_threshold"], "scales": "/".join(map(str, quick.scales))}

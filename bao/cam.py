@@ -82,24 +82,10 @@ def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
 @torch.no_grad()
 def multi_scale(fn, image: np.ndarray, scales, flip: bool, keep_aspect: bool, device) -> torch.Tensor:
     """Sum over scales (x flip) of ``fn(batch) -> (B, K, h, w)``, each pass upsampled bilinearly to
-    the image size and flipped back, added one pass at a time (scale 1, its flip, scale 2, ...). The
-    original and flipped view of a scale run as one batch.
-    Returns a (K, H, W) float32 CPU tensor."""
-    h, w = image.shape[:2]
-    pil = Image.fromarray(image)
-    total = None
-    for s in scales:
-        ph, pw = pass_size(h, w, s, keep_aspect)
-        x = to_tensor(np.asarray(pil.resize((pw, ph), Image.BICUBIC)))[None]
-        if flip:
-            x = torch.cat([x, x.flip(-1)])
-        maps = fn(x.to(device)).float()
-        maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
-        if flip:
-            maps = torch.stack([maps[0], maps[1].flip(-1)])
-        for m in maps:  # pass by pass, in the released code's order (np.sum over its list of passes)
-            total = m if total is None else total + m
-    return host(total)
+    the image size and flipped back, added one pass at a time (scale 1, its flip, scale 2, ...), as the
+    released code's np.sum over its list of passes. The original and flipped view of a scale run as one
+    batch. ``multi_scale_many`` for one image. Returns a (K, H, W) float32 CPU tensor."""
+    return multi_scale_many(lambda x, _: fn(x), [image], torch.zeros(1, 0), scales, flip, keep_aspect, device)[0]
 
 
 # pixels per batch in ``multi_scale_many``: 8 images (16 passes with flips) at 128 px, one at 362 px
@@ -147,7 +133,8 @@ def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales,
 def transcam_fn(model, fg_mask: torch.Tensor, amp_ctx, identity: float = 0.0):
     """One TransCAM pass: the conv CAM (fg channels) refined by the summed attention, restricted
     to the image's classes (fg_mask: (20,) 0/1)."""
-    return lambda x: transcam_batch_fn(model, amp_ctx, identity)(x, fg_mask[None])
+    fn = transcam_batch_fn(model, amp_ctx, identity)
+    return lambda x: fn(x, fg_mask[None])
 
 
 def transcam_batch_fn(model, amp_ctx, identity: float = 0.0):

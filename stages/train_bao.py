@@ -9,8 +9,9 @@ is updated (Share / EMA with a cosine tau over ``ema.span`` / Share then EMA; i2
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
 At epoch 0, after every ``bao.epoch_eval_every``-th epoch and after the last, the seed mIoU on VOC train
 of the target (``miou_<rule>``) and of the online model (``online_miou_<rule>``) is logged for every
-readout of ``bao.method.COMBINES`` (Figure 4), at ``bao.epoch_eval_scales`` (× flip) at every epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn
-the online model) and ``metrics/bao/<variant>.csv``.
+readout of ``bao.method.COMBINES`` (Figure 4), at ``bao.epoch_eval_scales`` (× flip), one protocol for
+every scored epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn the online model)
+and ``metrics/bao/<variant>.csv`` (one row per epoch; unscored epochs have blank scores).
 """
 import sys
 import copy

@@ -1,11 +1,11 @@
 """Threshold-free seeds from a BAO target model (docs/method.md §3.5), multi-scale and flip as the CAM
-inference. Every map returned here is a CPU float32 tensor (``bao.cam.multi_scale``)."""
+inference. Every map returned here is a CPU float32 tensor (``bao.cam.multi_scale_many``)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from bao.cam import minmax_norm, multi_scale, multi_scale_many, transcam_batch_fn
+from bao.cam import minmax_norm, multi_scale_many, transcam_batch_fn
 from bao.classes import CLASSES, NUM_CLASSES
 from bao.data import VOCDataset
 from bao.eval_labels import add_threshold_sweep, sweep_result
@@ -35,10 +35,8 @@ def _seed_fn(model, amp):
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's refined activation map (21, H, W) and refined foreground CAM (20, H, W) of one
     image, each summed over the passes (as TransCAM's and the release's inference), on the CPU."""
-    y = torch.from_numpy(label)[None]
-    fn = _seed_fn(model, amp)
-    maps = multi_scale(lambda x: fn(x, y.expand(x.shape[0], -1).to(x.device)), image, cams_cfg.scales,
-                       cams_cfg.flip, cams_cfg.keep_aspect, device)
+    maps = multi_scale_many(_seed_fn(model, amp), [image], torch.from_numpy(label)[None], cams_cfg.scales,
+                            cams_cfg.flip, cams_cfg.keep_aspect, device)[0]
     return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from common import peak_memory_mb, print_table, reset_peak, run_variant, stacked_attention, timed  # noqa: E402
 
 
 def child(arch, scale, mode, device, repeats):
-    from bao.cam import refine
-    from bao.models import create_model
+    from bao.method.transcam import refine
+    from bao.models.factory import create_model
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     model = create_model(arch).to(dev).eval()

@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from common import print_table  # noqa: E402
 
 CFG = dict(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
@@ -24,8 +23,8 @@ CFG = dict(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral
 def make_work(out_dir, h, w):
     from types import SimpleNamespace
 
-    from bao.crf import crf_labels
-    from bao.io import save_label_png
+    from bao.core.io import save_label_png
+    from bao.method.crf import crf_labels
 
     cfg = SimpleNamespace(**CFG)
 

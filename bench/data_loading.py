@@ -15,9 +15,9 @@ from common import print_table  # noqa: E402
 
 
 def main():
-    from bao.data import VOCDataset
+    from bao.core.runtime import batch_indices, make_loader
     from bao.data.transforms import TrainCrops
-    from bao.runtime import batch_indices, make_loader
+    from bao.data.voc import VOCDataset
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="data/VOC2012")

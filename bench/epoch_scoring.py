@@ -21,15 +21,17 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import print_table  # noqa: E402
 
 import bao.cam  # noqa: E402
-from bao.classes import IGNORE, NUM_CLASSES  # noqa: E402
-from bao.config import load_params  # noqa: E402
-from bao.eval_labels import add_threshold_sweep, threshold_range  # noqa: E402
-from bao.method import COMBINES, build_bao  # noqa: E402
-from bao.metrics import ConfusionMatrix  # noqa: E402
-from bao.seeds import seed_mious, transcam_oracle  # noqa: E402
-from common import print_table  # noqa: E402
+from bao.config.schema import load_params  # noqa: E402
+from bao.core.classes import IGNORE, NUM_CLASSES  # noqa: E402
+from bao.method.bao import build_bao  # noqa: E402
+from bao.method.readouts import READOUTS
+from bao.method.seeds import seed_mious
+from bao.method.transcam import transcam_oracle  # noqa: E402
+from bao.scoring.labels import add_threshold_sweep, threshold_range  # noqa: E402
+from bao.scoring.metrics import ConfusionMatrix  # noqa: E402
 
 
 def per_threshold_sweep(cms, thresholds, keys, cams, gt):
@@ -76,7 +78,7 @@ def main():
         quick = SimpleNamespace(scales=[a.scale], flip=True, keep_aspect=False)
         thresholds = threshold_range(*params.cams.thresholds)
         scorers = {
-            "BAO: every readout (train_bao)": lambda: seed_mious(model, root, "train", quick, COMBINES, "cpu",
+            "BAO: every readout (train_bao)": lambda: seed_mious(model, root, "train", quick, READOUTS, "cpu",
                                                                  contextlib.nullcontext),
             "TransCAM: oracle seed (train_transcam)": lambda: transcam_oracle(
                 model.backbone, root, "train", quick, thresholds, "cpu", contextlib.nullcontext),

@@ -34,9 +34,10 @@ def gpu_flops(p: dict) -> dict:
     """FLOPs of one unit (training step or image) of each GPU stage, on meta tensors."""
     from types import SimpleNamespace
 
-    from bao.method import BAONet, cls_loss, pseudo_labels
-    from bao.models import create_model
+    from bao.method.bao import BAONet, pseudo_labels
+    from bao.method.transcam import cls_loss
     from bao.models.deeplab import build_deeplab
+    from bao.models.factory import create_model
     from bao.models.resnet38 import create_affinitynet
     from bao.models.seco_net import build_seco
 
@@ -182,7 +183,7 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
     averaged over the photographs; and a row per photograph."""
     from types import SimpleNamespace
 
-    from bao.crf import crf_labels, crf_probs
+    from bao.method.crf import crf_labels, crf_probs
 
     torch.set_num_threads(1)
     label_cfg = SimpleNamespace(**p["masks"]["crf"])

@@ -79,8 +79,8 @@ def main():
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--json")
     a = ap.parse_args()
-    from bao.data import read_split
-    from bao.pipeline import paths, resolve, stage_names
+    from bao.core.pipeline import paths, resolve, stage_names
+    from bao.data.voc import read_split
 
     p = compose(a.rehearsal)
     p["data"]["folder"] = str(Path(a.folder).resolve())

@@ -14,15 +14,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-
 from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
 
 
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     import copy
 
-    from bao.method import BAONet, cls_loss, pcl_loss, pseudo_labels
-    from bao.models import create_model
+    from bao.method.bao import BAONet, pcl_loss, pseudo_labels
+    from bao.method.transcam import cls_loss
+    from bao.models.factory import create_model
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     torch.manual_seed(0)

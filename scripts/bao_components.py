@@ -36,7 +36,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bao.io import write_json, write_text  # noqa: E402
+from bao.core.io import write_json, write_text  # noqa: E402
 
 CONFIGS = {"release": {}, "head": {"bao.pcl_grad": "head"}, "no_pcl": {"bao.l_pcl": 0.0}}
 READOUTS = ("camsfg_ambg", "cam", "am_bg", "am")

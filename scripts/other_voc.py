@@ -29,8 +29,8 @@ from PIL import Image
 # this checkout's bao, whatever is installed (as the stages)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bao.core.io import load_label_png, voc_palette
 from bao.data import minivoc
-from bao.io import load_label_png, voc_palette
 
 
 def main():

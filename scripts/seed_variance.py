@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bao.io import write_json, write_text  # noqa: E402
+from bao.core.io import write_json, write_text  # noqa: E402
 
 # (row, TransCAM metric file, BAO metric file): seed at TransCAM's best threshold vs BAO's
 # threshold-free seed; TransCAM's PSA + CRF mask vs BAO's CRF mask; both DeepLab models on val

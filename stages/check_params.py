@@ -6,19 +6,17 @@ only the stages that read the changed keys. A bad value fails here in seconds wi
 
 Output ``<paths.params_checked>``.
 """
-import sys
 from pathlib import Path
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bao.config.schema import load_params
+from bao.core.io import write_text
+from bao.core.pipeline import paths
+from bao.core.stage import main
 from bao.data.prepare import check_folder
-from bao.io import write_text
-from bao.pipeline import paths
-from bao.stage import main
 
 
-def run(params):  # main() has parsed params.yaml: unknown keys and bad values are already errors
+def run(params):
+    params = load_params()  # every section: unknown keys and bad values are errors
     if params.data.source == "folder":
         check_folder(Path(params.data.folder))
     write_text(paths().params_checked, "params.yaml: checked\n")

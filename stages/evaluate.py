@@ -13,7 +13,6 @@ DeepLab test); then a dense CRF from the probabilities (``evaluate.crf``; MCTfor
 ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` and ``results/voc2012_test.tar``, the layout
 the VOC server expects.
 """
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -24,22 +23,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.cam import host, to_tensor
-from bao.classes import CLASSES, NUM_CLASSES
-from bao.crf import crf_probs
-from bao.data import VOCDataset
-from bao.data.voc import split_path
-from bao.io import atomic_dir, atomic_file, save_label_png, write_text
-from bao.metrics import ConfusionMatrix, write_scores
+from bao.config.deeplab import DeepLab, Evaluate
+from bao.core.classes import CLASSES, NUM_CLASSES
+from bao.core.image import host, to_tensor
+from bao.core.io import atomic_dir, atomic_file, save_label_png, write_text
+from bao.core.pipeline import paths
+from bao.core.runtime import amp_context, select_device
+from bao.core.stage import main_with_item
+from bao.data.voc import VOCDataset, split_path
+from bao.method.crf import crf_probs
 from bao.models.deeplab import build_deeplab
 from bao.models.weights import load_trained
-from bao.pipeline import paths
-from bao.report import confusion_figure
-from bao.runtime import amp_context, select_device
-from bao.stage import main_with_item
+from bao.scoring.figures import confusion_figure
+from bao.scoring.metrics import ConfusionMatrix, write_scores
 
 KEYS = np.arange(NUM_CLASSES)
 STAGES = {"bao": "evaluate", "transcam": "evaluate_transcam"}
@@ -123,4 +119,4 @@ def export_test(params, model, device, amp) -> None:
 
 
 if __name__ == "__main__":
-    main_with_item(run, "evaluate", tuple(STAGES), stage=STAGES.get)
+    main_with_item(run, "evaluate", tuple(STAGES), [DeepLab, Evaluate], stage=STAGES.get)

@@ -4,30 +4,25 @@ resized to ``seco.crop_size`` x scale square, bilinear to the image, the max ove
 the dense CRF of ``seco.crf`` (infer_seg_voc.py ``crf_proc``). Outputs ``<paths.predictions>/seco/<split>/<id>.png``
 and ``metrics/seco_segmentation.json``.
 """
-import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao import seco
-from bao.cam import to_tensor
-from bao.classes import NUM_CLASSES
-from bao.crf import crf_probs
-from bao.data import VOCDataset
-from bao.eval_labels import score_labels
-from bao.io import save_label_png
-from bao.metrics import write_scores
-from bao.models.seco_net import build_seco
-from bao.models.weights import load_trained
-from bao.pipeline import paths
-from bao.runtime import amp_context, select_device
-from bao.stage import main
-from bao.workers import map_split
+from bao.config.deeplab import Evaluate
+from bao.config.seco import Seco
+from bao.core.classes import NUM_CLASSES
+from bao.core.image import to_tensor
+from bao.core.io import save_label_png
+from bao.core.pipeline import paths
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.crf import crf_probs
+from bao.method.seco.infer import infer_seg, load_seco
+from bao.scoring.labels import score_labels
+from bao.scoring.metrics import write_scores
 
 STAGE = "evaluate_seco"
 
@@ -35,9 +30,7 @@ STAGE = "evaluate_seco"
 def make_work(params, out_dir):
     P = paths()
     cfg = params.seco
-    device = select_device(params.base.device)
-    net = load_trained(build_seco(cfg, NUM_CLASSES), P.seco, device)
-    amp = amp_context(device, params.base.amp)
+    net, device, amp = load_seco(params, P.seco)
     ds = VOCDataset(P.data, params.evaluate.split, masks=None)
     keys = np.arange(NUM_CLASSES)
 
@@ -45,7 +38,7 @@ def make_work(params, out_dir):
     def work(image_id):
         image = ds.load_image(image_id)
         with amp():
-            logits = seco.infer_seg(net, to_tensor(image)[None].to(device), cfg.crop_size, cfg.seg_scales)
+            logits = infer_seg(net, to_tensor(image)[None].to(device), cfg.crop_size, cfg.seg_scales)
         probs = logits.float().softmax(1)[0].cpu().numpy()
         save_label_png(out_dir / f"{image_id}.png", crf_probs(image, probs, keys, cfg.crf))
 
@@ -64,4 +57,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Seco, Evaluate])

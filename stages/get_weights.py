@@ -14,15 +14,15 @@ state_dict), for train_affinity.
 vit: SeCo's ImageNet ViT (``seco.pretrained``; timm layout, as SeCo's jx_vit_base_p16_224), or the
 pretrain_vit stage's, for train_seco.
 """
-import sys
 from pathlib import Path
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.io import atomic_dir, write_json
-from bao.pipeline import paths
-from bao.stage import main_with_item
+from bao.config.deeplab import DeepLab
+from bao.config.psa import Psa
+from bao.config.seco import Seco
+from bao.config.transcam import Model, TransCAM
+from bao.core.io import atomic_dir, write_json
+from bao.core.pipeline import paths
+from bao.core.stage import main_with_item
 
 WEIGHTS = ("conformer", "deeplab", "transcam", "resnet38", "vit")
 
@@ -43,12 +43,12 @@ def run(params, which):
         if source:
             # imported here: with no source set (three of the five in the mini setting) the stage
             # skips torch and timm's start-up (about 6 s each)
-            from bao.classes import NUM_CLASSES
-            from bao.models import create_model
+            from bao.core.classes import NUM_CLASSES
             from bao.models.deeplab import build_deeplab
+            from bao.models.factory import create_model
             from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
-            from bao.models.seco_net import create_vit, load_vit_pretrained
-            from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam
+            from bao.models.vit import create_vit
+            from bao.models.weights import fetch_weights, load_pretrained, load_released_transcam, load_vit_pretrained
 
             path = out / "weights.pth"
             got = fetch_weights(source, path, md5, param)
@@ -67,4 +67,4 @@ def run(params, which):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "get_weights", WEIGHTS, stage=lambda w: f"get_{w}_weights")
+    main_with_item(run, "get_weights", WEIGHTS, [DeepLab, Model, TransCAM, Psa, Seco], stage=lambda w: f"get_{w}_weights")

@@ -6,21 +6,19 @@ confident), each refined by the label CRF (``masks.crf`` kernels, over all 21 la
 ones: ``psa.crf_labels``); foreground from the first, background where both say background, the rest
 ignored (255). Output ``<paths.aff_labels>/<id>.png`` for train_aug.
 """
-import sys
 from functools import partial
 from pathlib import Path
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.classes import NUM_CLASSES
-from bao.crf import crf_labels
-from bao.data import VOCDataset
-from bao.eval_labels import cam_to_label, confident_labels, load_cam
-from bao.io import save_label_png
-from bao.pipeline import paths
-from bao.stage import main
-from bao.workers import map_split
+from bao.config.masks import Masks
+from bao.config.psa import Psa
+from bao.core.classes import NUM_CLASSES
+from bao.core.io import save_label_png
+from bao.core.pipeline import paths
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.cam_labels import cam_to_label, confident_labels, load_cam
+from bao.method.crf import crf_labels
 
 STAGE = "make_aff_labels"
 
@@ -47,4 +45,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Psa, Masks])

@@ -5,20 +5,18 @@ at a high (``bao.amn_fg_thres``) and a low (``bao.amn_bg_thres``) background thr
 by the label CRF; foreground from the high-threshold map, background where both say background, the
 band between ignored. Output ``<paths.amn_labels>/<id>.png`` for train_aug.
 """
-import sys
 from functools import partial
 from pathlib import Path
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.crf import crf_labels
-from bao.data import VOCDataset
-from bao.eval_labels import cam_to_label, confident_labels, load_cam
-from bao.io import save_label_png
-from bao.pipeline import paths
-from bao.stage import main
-from bao.workers import map_split
+from bao.config.bao import Bao
+from bao.config.masks import Masks
+from bao.core.io import save_label_png
+from bao.core.pipeline import paths
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.cam_labels import cam_to_label, confident_labels, load_cam
+from bao.method.crf import crf_labels
 
 STAGE = "make_amn_labels"
 
@@ -44,4 +42,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Bao, Masks])

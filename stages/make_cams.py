@@ -7,29 +7,25 @@ upsampled to the image size, summed over passes, ReLU and per-class min-max. Out
 are scored for every background threshold (TransCAM evaluation.py): ``metrics/transcam_seed.json``
 (best threshold) and the curve ``metrics/transcam_threshold.csv``.
 """
-import sys
-from pathlib import Path
 from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.cam import minmax_norm, multi_scale, transcam_fn
-from bao.classes import NUM_CLASSES
-from bao.data import VOCDataset
-from bao.eval_labels import score_cams, threshold_range
-from bao.io import save_npz, write_text
-from bao.metrics import write_scores
-from bao.models import create_model
+from bao.config.transcam import Cams, Model
+from bao.core.classes import NUM_CLASSES
+from bao.core.io import save_npz, write_text
+from bao.core.pipeline import paths
+from bao.core.runtime import amp_context, select_device
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.transcam import multi_scale, present_cams, transcam_fn
+from bao.models.factory import create_model
 from bao.models.weights import load_trained
-from bao.pipeline import paths
-from bao.runtime import amp_context, select_device
-from bao.stage import main
-from bao.workers import map_split
+from bao.scoring.labels import score_cams, threshold_range
+from bao.scoring.metrics import write_scores
 
 STAGE = "make_cams"
 
@@ -46,8 +42,7 @@ def make_work(params, out_dir):
         label = torch.from_numpy(ds.label(image_id))
         cams = multi_scale(transcam_fn(model, label, amp, c.attn_identity), image, c.scales, c.flip,
                            c.keep_aspect, device)
-        keys = np.flatnonzero(label.numpy()) + 1
-        norm = minmax_norm(cams[keys - 1]) if len(keys) else cams[:0]
+        keys, norm = present_cams(cams, label.numpy())
         save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8), cams=norm.numpy().astype(np.float16))
 
     return work
@@ -66,4 +61,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Model, Cams])

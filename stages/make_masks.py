@@ -9,24 +9,22 @@ hard labels (crf_inference_label, docs/method.md §6) or from the seed scores (`
 Images run in parallel over ``masks.workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
 and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask_crf.json`` with the mIoU on VOC train.
 """
-import sys
 import json
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.crf import crf_labels, crf_probs
-from bao.data import VOCDataset
-from bao.eval_labels import cam_to_label, load_cam, score_labels
-from bao.io import load_label_png, load_npz, save_label_png
-from bao.metrics import write_scores
-from bao.pipeline import paths
-from bao.stage import main_with_item
-from bao.workers import map_split
+from bao.config.masks import Masks
+from bao.core.io import load_label_png, load_npz, save_label_png
+from bao.core.pipeline import paths
+from bao.core.stage import main_with_item
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.cam_labels import cam_to_label, load_cam
+from bao.method.crf import crf_labels, crf_probs
+from bao.scoring.labels import score_labels
+from bao.scoring.metrics import write_scores
 
 SOURCES = ("bao", "transcam_crf")
 
@@ -73,4 +71,4 @@ def run(params, source):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "make_masks", SOURCES, stage=lambda s: f"make_masks_{s}")
+    main_with_item(run, "make_masks", SOURCES, [Masks], stage=lambda s: f"make_masks_{s}")

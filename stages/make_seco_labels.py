@@ -9,29 +9,25 @@ label CRF of SeCo's utils/dcrf.py ``crf_inference_label`` (gt_prob 0.7, Gaussian
 (the seed) and ``<id>.ms.png`` (the multi-scale labels), ``<paths.masks>/seco/<id>.png``, and
 ``metrics/seco_seed.json``, ``metrics/seco_mask.json``.
 """
-import sys
 from functools import partial
 from pathlib import Path
 
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao import seco
-from bao.cam import to_tensor
-from bao.classes import NUM_CLASSES
-from bao.crf import crf_labels
-from bao.data import VOCDataset
-from bao.eval_labels import score_labels
-from bao.io import load_label_png, save_label_png
-from bao.metrics import write_scores
-from bao.models.seco_net import build_seco
-from bao.models.weights import load_trained
-from bao.pipeline import paths
-from bao.runtime import amp_context, select_device
-from bao.stage import main
-from bao.workers import map_split
+from bao.config.masks import Masks
+from bao.config.seco import Seco
+from bao.core.classes import NUM_CLASSES
+from bao.core.image import to_tensor
+from bao.core.io import load_label_png, save_label_png
+from bao.core.pipeline import paths
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.crf import crf_labels
+from bao.method.seco.cams import cam_seed
+from bao.method.seco.infer import infer_cams, load_seco
+from bao.scoring.labels import score_labels
+from bao.scoring.metrics import write_scores
 
 STAGE = "make_seco_labels"
 MULTISCALE = ".ms.png"  # the multi-scale labels beside each seed, the mask's input
@@ -40,9 +36,7 @@ MULTISCALE = ".ms.png"  # the multi-scale labels beside each seed, the mask's in
 def make_seed_work(params, out_dir):
     P = paths()
     cfg = params.seco
-    device = select_device(params.base.device)
-    net = load_trained(build_seco(cfg, NUM_CLASSES), P.seco, device)
-    amp = amp_context(device, params.base.amp)
+    net, device, amp = load_seco(params, P.seco)
     ds = VOCDataset(P.data, "train", masks=None)
 
     @torch.no_grad()
@@ -51,8 +45,8 @@ def make_seed_work(params, out_dir):
         label = torch.from_numpy(ds.label(image_id))[None].to(device)
         for scales, suffix in ((cfg.seed_scales, ".png"), (cfg.mask_scales, MULTISCALE)):
             with amp():
-                cam = seco.infer_cams(net, x, cfg.crop_size, scales)
-            save_label_png(out_dir / f"{image_id}{suffix}", seco.cam_seed(cam.float(), label, cfg.bkg_thre)[0].cpu().numpy())
+                cam = infer_cams(net, x, cfg.crop_size, scales)
+            save_label_png(out_dir / f"{image_id}{suffix}", cam_seed(cam.float(), label, cfg.bkg_thre)[0].cpu().numpy())
 
     return work
 
@@ -82,4 +76,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Seco, Masks])

@@ -6,27 +6,26 @@ inference, combined as ``seeds.combine`` and arg-maxed: no background threshold.
 ``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU
 of every ``seeds.combine`` rule, scored from the same maps the seeds were made from.
 """
-import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.classes import CLASSES
-from bao.data import VOCDataset, read_split
-from bao.eval_labels import score_labels
-from bao.io import save_label_png, save_npz, write_json
-from bao.method import COMBINES, combine_seed_scores, seed_labels
-from bao.metrics import ConfusionMatrix, write_scores
-from bao.pipeline import paths
-from bao.runtime import amp_context, select_device
-from bao.seeds import load_target, passes, rule_confusions, seed_confusions, seed_maps
-from bao.stage import main
-from bao.workers import map_split
+from bao.config.bao import Bao, Seeds
+from bao.config.masks import Masks
+from bao.config.transcam import Cams, Model
+from bao.core.classes import CLASSES
+from bao.core.io import save_label_png, save_npz, write_json
+from bao.core.pipeline import paths
+from bao.core.runtime import amp_context, select_device
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset, read_split
+from bao.method.readouts import READOUTS, combine_seed_scores, seed_labels
+from bao.method.seeds import load_target, passes, rule_confusions, seed_confusions, seed_maps
+from bao.scoring.labels import score_labels
+from bao.scoring.metrics import ConfusionMatrix, write_scores
 
 STAGE = "make_seeds"
 
@@ -55,7 +54,7 @@ def make_work(params, out_dir):
                      scores=scores[keys].clamp(min=0).numpy().astype(np.float16))
         save_label_png(out_dir / f"{image_id}.png", seed_labels(scores))
         if image_id in scored_ids:  # the ablation, from the maps already computed
-            return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), COMBINES, n_passes)
+            return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), READOUTS, n_passes)
         return None
 
     return work
@@ -75,9 +74,9 @@ def run(params):
     if resumed:  # seeds written by an interrupted run that this one resumed: score those images again
         device = select_device(params.base.device)
         model = load_target(params, Path(P.bao) / params.bao.update, device)
-        parts.append(seed_confusions(model, P.data, "train", params.cams, COMBINES, device,
+        parts.append(seed_confusions(model, P.data, "train", params.cams, READOUTS, device,
                                      amp_context(device, params.base.amp), ids=resumed))
-    total = {c: ConfusionMatrix() for c in COMBINES}
+    total = {c: ConfusionMatrix() for c in READOUTS}
     for cms in parts:
         for c, cm in cms.items():
             total[c].merge(cm)
@@ -86,4 +85,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Model, Cams, Bao, Seeds, Masks])

@@ -3,17 +3,14 @@ existing VOC-format dataset, ``data.folder``, linked or copied in).
 
 Output ``<paths.data>`` (VOC layout + train_aug list + cls_labels.json) and ``metrics/data.json``.
 """
-import sys
 from pathlib import Path
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bao.config.data import Data
+from bao.core.io import atomic_dir, write_json
+from bao.core.pipeline import paths
+from bao.core.stage import main
 from bao.data import minivoc
 from bao.data.prepare import prepare_folder, prepare_voc, validate
-from bao.io import atomic_dir, write_json
-from bao.pipeline import paths
-from bao.stage import main
 
 
 def run(params):
@@ -39,4 +36,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, "prepare_data")
+    main(run, "prepare_data", [Data])

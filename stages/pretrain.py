@@ -14,98 +14,32 @@ Output ``<paths.pretrain>/weights.pth`` (an official-layout Conformer state_dict
 by get_conformer_weights like a published checkpoint) and ``metrics/pretrain.csv`` (loss, held-out
 accuracy per epoch). The output is kept in git, so a fresh clone does not retrain it.
 
-``python stages/pretrain.py vit`` (stage pretrain_vit) trains SeCo's mini ViT (``seco.pretrain_arch``) the same
+``python -m stages.pretrain vit`` (stage pretrain_vit) trains SeCo's mini ViT (``pretrain.vit_arch``) the same
 way, on the same images and recipe: cross-entropy with label smoothing on its class-token head, plus
 token labelling; the attention loss is the Conformer's (eq. 5 refines its CAMs; SeCo's do not read
 attention), so it is left out. Output ``<paths.pretrain_vit>/weights.pth`` (a timm-layout ViT
 state_dict) and ``metrics/pretrain_vit.csv``, kept in git likewise.
 
-    python stages/pretrain.py {conformer,vit}
+    python -m stages.pretrain {conformer,vit}
 """
-import sys
-import math
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bao.config.pretrain import Pretrain
+from bao.core.io import atomic_dir, write_text
+from bao.core.loop import Loop, Runtime
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, unwrap
+from bao.core.stage import main_with_item
 from bao.data.shapes import NUM_CLASSES, ShapesDataset
-from bao.io import atomic_dir, write_text
-from bao.models import create_model
-from bao.models.seco_net import ViTEncoder
-from bao.pipeline import paths, resume_key
-from bao.runtime import Checkpointer, make_loader, unwrap
-from bao.stage import main_with_item
-from bao.train import Loop, Runtime
+from bao.method.pretrain import HEADS, Pretrainer, ViTPretrainer, accuracy, grouping_loss, lr_at
+from bao.models.factory import create_model
+from bao.models.vit import ViTEncoder
 
 STAGES = {"conformer": "pretrain", "vit": "pretrain_vit"}
-HEADS = ("logits_conv", "logits_trans", "logits")  # the Conformer's two classifiers, the ViT's one
-
-
-class Pretrainer(torch.nn.Module):
-    """The Conformer and the token-labelling head (one module, so that DDP synchronises both)."""
-
-    def __init__(self, net: torch.nn.Module, num_token_classes: int):
-        super().__init__()
-        self.net = net
-        self.token_head = torch.nn.Linear(net.embed_dim, num_token_classes)
-
-    def forward(self, x, need_attn: bool = False):
-        out = self.net(x, need_attn=need_attn)
-        out["token_logits"] = self.token_head(out["patch_tokens"])
-        return out
-
-
-class ViTPretrainer(Pretrainer):
-    """SeCo's ViT encoder (the position embedding resized to the input's grid as in SeCo), a classifier
-    on its class token and the token-labelling head on its patch tokens."""
-
-    def __init__(self, net: torch.nn.Module, num_classes: int):
-        super().__init__(net, num_classes + 1)
-        self.head = torch.nn.Linear(net.embed_dim, num_classes)
-
-    def forward(self, x, need_attn: bool = False):
-        cls_token, tokens, _ = self.net(x)  # after the final norm
-        return {"logits": self.head(cls_token), "token_logits": self.token_head(tokens)}
-
-
-def grouping_loss(attn: torch.Tensor, tokens: torch.Tensor, depth: int) -> torch.Tensor:
-    """-log of the share of each patch's attention (eq. 4's A*, summed over the ``depth`` blocks, rows
-    summing to ``depth`` with the class token) that lands on patches of its own region (same token
-    label: its object, or the background), averaged over background patches and over object patches
-    separately, then (bg + fg) / 2 (objects cover a sixth of an image). attn (B, N, N), tokens (B, N)."""
-    same = (tokens[:, :, None] == tokens[:, None, :]).float()
-    nll = -torch.log(((attn.float() * same).sum(-1) / depth).clamp_min(1e-6))
-    bg, fg = tokens == 0, tokens > 0
-    parts = [nll[m].mean() for m in (bg, fg) if m.any()]
-    return sum(parts) / len(parts)
-
-
-def lr_at(step: int, total: int, warmup: int, lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
-
-
-@torch.no_grad()
-def accuracy(model, ds: ShapesDataset, batch_size: int, rt: Runtime) -> dict:
-    """Top-1 accuracy of the summed heads, and of the token labels, on the held-out images."""
-    model.eval()
-    batches = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
-    right, tok_right, tok_n = 0, 0, 0
-    for batch in make_loader(ds, batches, rt.num_workers):
-        with rt.amp():
-            out = model(batch["image"].to(rt.device))
-        right += int((sum(out[k] for k in HEADS if k in out).argmax(1).cpu() == batch["target"]).sum())
-        tok = batch["tokens"].flatten(1)
-        tok_right += int((out["token_logits"].argmax(-1).cpu() == tok).sum())
-        tok_n += tok.numel()
-    return {"val_acc": right / len(ds), "val_token_acc": tok_right / tok_n}
 
 
 def run(params, which):
@@ -120,7 +54,7 @@ def run(params, which):
         model = rt.wrap(Pretrainer(net, NUM_CLASSES + 1))
         attention_loss, out_dir, out_csv = cfg.attention_loss, P.pretrain, P.metrics.pretrain
     else:
-        net = ViTEncoder(params.seco.pretrain_arch, drop_path_rate=cfg.drop_path_rate)
+        net = ViTEncoder(cfg.vit_arch, drop_path_rate=cfg.drop_path_rate)
         model = rt.wrap(ViTPretrainer(net, NUM_CLASSES))
         attention_loss, out_dir, out_csv = 0.0, P.pretrain_vit, P.metrics.pretrain_vit
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -166,4 +100,4 @@ def run(params, which):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "pretrain", tuple(STAGES), stage=STAGES.get)
+    main_with_item(run, "pretrain", tuple(STAGES), [Pretrain], stage=STAGES.get)

@@ -8,7 +8,6 @@ diagonal; the 21-channel score map (the image's normalised CAMs, background the 
 to 1; bilinear upsampling, argmax, the label CRF over all 21 labels (``psa.crf``), and the crop back.
 Outputs ``<paths.masks>/transcam/<id>.png`` and ``metrics/transcam_mask.json`` (mIoU on VOC train).
 """
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -16,23 +15,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.cam import MEAN, to_tensor
-from bao.classes import NUM_CLASSES
-from bao.crf import crf_labels
-from bao.data import VOCDataset
-from bao.eval_labels import load_cam, score_labels
-from bao.io import save_label_png
-from bao.metrics import write_scores
+from bao.config.masks import Masks
+from bao.config.psa import Psa
+from bao.core.classes import NUM_CLASSES
+from bao.core.image import MEAN, to_tensor
+from bao.core.io import save_label_png
+from bao.core.pipeline import paths
+from bao.core.runtime import amp_context, select_device
+from bao.core.stage import main
+from bao.core.workers import map_split
+from bao.data.voc import VOCDataset
+from bao.method.cam_labels import load_cam
+from bao.method.crf import crf_labels
+from bao.method.psa import dense_affinity, inference_radius, pair_affinity, random_walk
 from bao.models.resnet38 import AffinityNet, create_affinitynet
 from bao.models.weights import load_trained
-from bao.pipeline import paths
-from bao.psa import dense_affinity, inference_radius, pair_affinity, random_walk
-from bao.runtime import amp_context, select_device
-from bao.stage import main
-from bao.workers import map_split
+from bao.scoring.labels import score_labels
+from bao.scoring.metrics import write_scores
 
 STAGE = "random_walk"
 
@@ -96,4 +95,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Psa, Masks])

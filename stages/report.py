@@ -3,26 +3,26 @@
 Numbers come from the metric files only; the paper's numbers are quoted beside them (docs/method.md §7).
 Figure 3 runs the trained target on ``report.figure3_ids`` to show its activation map.
 """
-import sys
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.data import VOCDataset, read_split
-from bao.eval_labels import load_cam
-from bao.io import load_label_png
-from bao.method import VARIANTS
-from bao.pipeline import paths
-from bao.report import (colorize, figure4, grid_figure, seed_ablation_markdown, table1, threshold_figure,
-                        transcam_mask_markdown, write_table)
-from bao.runtime import amp_context, select_device
-from bao.seeds import load_target, seed_scores
-from bao.stage import main
+from bao.config.bao import Bao, Seeds
+from bao.config.choices import UPDATES
+from bao.config.deeplab import Evaluate
+from bao.config.report import Report
+from bao.config.transcam import Cams, Model
+from bao.core.io import load_label_png
+from bao.core.pipeline import paths
+from bao.core.runtime import amp_context, select_device
+from bao.core.stage import main
+from bao.data.voc import VOCDataset, read_split
+from bao.method.cam_labels import load_cam
+from bao.method.seeds import load_target, seed_scores
+from bao.scoring.figures import colorize, figure4, grid_figure, threshold_figure
+from bao.scoring.report import seed_ablation_markdown, table1, transcam_mask_markdown, write_table
 
 NOTE = ("Reproduced columns come from this run's metric files (mIoU %, seed and mask on the train split, "
         "segmentation on val); the paper's columns are quoted from the paper and were not computed here. "
@@ -58,7 +58,7 @@ def run(params):
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
     # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the release's camsfg_ambg)
     other = "cam" if params.seeds.combine != "cam" else "camsfg_ambg"
-    figure4({v: Path(M.bao) / f"{v}.csv" for v in VARIANTS}, M.train_transcam, F.figure4, params.seeds.combine, other)
+    figure4({v: Path(M.bao) / f"{v}.csv" for v in UPDATES}, M.train_transcam, F.figure4, params.seeds.combine, other)
     threshold_figure(M.transcam_threshold, bao_seed, F.threshold)
 
     # Figure 2: image / ground truth / DeepLab prediction on val
@@ -104,4 +104,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, "report")
+    main(run, "report", [Model, Cams, Bao, Seeds, Evaluate, Report])

@@ -8,25 +8,22 @@ decay and PSA's four learning-rate groups (x1 backbone weights, x2 biases, x10 n
 biases); ``psa.momentum`` is TransCAM's effective 5e-4. Outputs ``<paths.affinity>/model.pt`` and
 ``metrics/train_affinity.csv``.
 """
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.data import VOCDataset
-from bao.io import load_label_png, write_text
-from bao.models.deeplab import freeze_bn
+from bao.config.psa import Psa
+from bao.core.io import load_label_png, write_text
+from bao.core.loop import Loop, Runtime
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, unwrap
+from bao.core.stage import main
+from bao.data.voc import VOCDataset
+from bao.method.psa import AffinityCrops, affinity_loss, pair_affinity
+from bao.models.norm import freeze_bn
 from bao.models.resnet38 import AffinityNet, create_affinitynet, load_resnet38_imagenet
 from bao.models.weights import save_trained, staged
-from bao.pipeline import paths, resume_key
-from bao.psa import AffinityCrops, affinity_loss, pair_affinity
-from bao.runtime import Checkpointer, unwrap
-from bao.stage import main
-from bao.train import Loop, Runtime
 
 STAGE = "train_affinity"
 
@@ -83,4 +80,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Psa])

@@ -9,11 +9,10 @@ is updated (Share / EMA with a cosine tau over ``ema.span`` / Share then EMA; i2
 ``amn``: no target; the online model learns L_pcl on fixed AMN-style labels from the TransCAM CAMs.
 At epoch 0, after every ``bao.epoch_eval_every``-th epoch and after the last, the seed mIoU on VOC train
 of the target (``miou_<rule>``) and of the online model (``online_miou_<rule>``) is logged for every
-readout of ``bao.method.COMBINES`` (Figure 4), at ``bao.epoch_eval_scales`` (× flip), one protocol for
+readout of ``bao.method.READOUTS`` (Figure 4), at ``bao.epoch_eval_scales`` (× flip), one protocol for
 every scored epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn the online model)
 and ``metrics/bao/<variant>.csv`` (one row per epoch; unscored epochs have blank scores).
 """
-import sys
 import copy
 import math
 from pathlib import Path
@@ -23,21 +22,22 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.classes import IGNORE
-from bao.data import VOCDataset
+from bao.config.bao import Bao, Ema
+from bao.config.choices import UPDATES
+from bao.config.transcam import Cams, Model
+from bao.core.classes import IGNORE
+from bao.core.io import load_label_png, write_text
+from bao.core.loop import Loop, Runtime
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, unwrap
+from bao.core.stage import main_with_item
 from bao.data.transforms import TrainCrops
-from bao.io import load_label_png, write_text
-from bao.method import (COMBINES, VARIANTS, build_bao, cls_loss, ema_tau, ema_update, pcl_loss, pseudo_labels, share,
-                        update_mode)
+from bao.data.voc import VOCDataset
+from bao.method.bao import build_bao, ema_tau, ema_update, pcl_loss, pseudo_labels, share, update_mode
+from bao.method.readouts import READOUTS
+from bao.method.seeds import seed_mious
+from bao.method.transcam import cls_loss
 from bao.models.weights import START_FILE, safe_load, save_trained
-from bao.pipeline import paths, resume_key
-from bao.runtime import Checkpointer, unwrap
-from bao.seeds import seed_mious
-from bao.stage import main_with_item
-from bao.train import Loop, Runtime
 
 
 def stage_name(variant: str) -> str:
@@ -131,9 +131,9 @@ def run(params, variant: str):
         row = {}
         for prefix, m in models.items():
             res = seed_mious(m, P.data, "train", quick, rules, rt.device, rt.amp)
-            row.update({f"{prefix}miou_{r}": res[r]["miou"] if r in res else math.nan for r in COMBINES})
+            row.update({f"{prefix}miou_{r}": res[r]["miou"] if r in res else math.nan for r in READOUTS})
         if online_is_target:  # the same weights and buffers: the same scores, without a second pass
-            row.update({f"online_miou_{r}": row[f"miou_{r}"] for r in COMBINES})
+            row.update({f"online_miou_{r}": row[f"miou_{r}"] for r in READOUTS})
         return {**row, "scales": "/".join(map(str, quick.scales))}
 
     def end_epoch(epoch):
@@ -141,7 +141,7 @@ def run(params, variant: str):
             return {}
         # after an epoch of Share (``epoch`` counts the finished ones) the target is the online model
         shared = target is not None and mode_of(epoch - 1) == "share"
-        return evaluate(COMBINES, online_is_target=shared)
+        return evaluate(READOUTS, online_is_target=shared)
 
     def start():
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored
@@ -159,4 +159,4 @@ def run(params, variant: str):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "train_bao", VARIANTS, stage=stage_name)
+    main_with_item(run, "train_bao", UPDATES, [Model, Cams, Bao, Ema], stage=stage_name)

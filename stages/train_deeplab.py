@@ -11,7 +11,6 @@ SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay,
 ``deeplab.iterations`` steps (rounded up to a whole pass); the loss is logged every ``log_every``
 steps. Outputs ``<paths.deeplab>/<source>/model.pt`` and ``metrics/train_deeplab/<source>.csv``.
 """
-import sys
 import math
 from pathlib import Path
 
@@ -19,19 +18,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.classes import IGNORE
-from bao.data import VOCDataset
+from bao.config.deeplab import DeepLab
+from bao.config.psa import Psa
+from bao.core.classes import IGNORE
+from bao.core.io import load_label_png, write_text
+from bao.core.loop import Loop, Runtime, StepLog
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, unwrap
+from bao.core.stage import main_with_item
 from bao.data.transforms import SegCrops
-from bao.io import load_label_png, write_text
-from bao.models.deeplab import build_deeplab, freeze_bn
+from bao.data.voc import VOCDataset
+from bao.models.deeplab import build_deeplab
+from bao.models.norm import freeze_bn
 from bao.models.weights import save_trained, staged
-from bao.pipeline import paths, resume_key
-from bao.runtime import Checkpointer, unwrap
-from bao.stage import main_with_item
-from bao.train import Loop, Runtime, StepLog
 
 SOURCES = ("bao", "transcam")
 
@@ -51,8 +50,8 @@ def run(params, source):
     else:
         imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
     net = build_deeplab(d, imagenet=imagenet)
-    for name in d.frozen:  # resnet38d.py not_training: conv1a keeps its ImageNet weights
-        getattr(net, name).requires_grad_(False)
+    if d.frozen:  # resnet38d.py not_training: conv1a keeps its ImageNet weights (resnet38_seg only)
+        net.freeze(d.frozen)
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
     backbone = [p for p in net.parameters() if id(p) not in head_ids and p.requires_grad]
@@ -98,4 +97,4 @@ def run(params, source):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "train_deeplab", SOURCES)
+    main_with_item(run, "train_deeplab", SOURCES, [DeepLab, Psa])

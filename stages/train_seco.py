@@ -14,29 +14,31 @@ train, to show convergence.
 
 Outputs ``<paths.seco>/model.pt`` and ``metrics/train_seco.csv``.
 """
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao import seco
-from bao.cam import MEAN, STD, to_tensor
-from bao.classes import NUM_CLASSES
-from bao.data import VOCDataset
+from bao.config.seco import Seco
+from bao.core.classes import NUM_CLASSES
+from bao.core.image import MEAN, STD, to_tensor
+from bao.core.io import write_text
+from bao.core.loop import Loop, Runtime
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, batch_indices, unwrap
+from bao.core.stage import main
 from bao.data.seco_views import SeCoViews
-from bao.io import write_text
-from bao.metrics import ConfusionMatrix
+from bao.data.voc import VOCDataset
+from bao.method.seco.cams import cam_seed, cam_to_pseudo_label, multi_scale_cam, refine_with_background
+from bao.method.seco.crops import assign_crop_tags
+from bao.method.seco.energy import dense_energy_loss
+from bao.method.seco.infer import infer_cams
+from bao.method.seco.losses import balanced_seg_loss, label_to_aff_mask, lig_loss, lil_loss, patch_contrast_loss
+from bao.method.seco.schedule import loss_weights, poly_warmup_lr
 from bao.models.seco_net import build_seco
 from bao.models.weights import save_trained, staged
-from bao.pipeline import paths, resume_key
-from bao.runtime import Checkpointer, batch_indices, unwrap
-from bao.stage import main
-from bao.train import Loop, Runtime
+from bao.scoring.metrics import ConfusionMatrix
 
 STAGE = "train_seco"
 
@@ -70,9 +72,9 @@ def score_seeds(net, root, cfg, device, amp) -> float:
         image = ds.load_image(image_id)
         x = to_tensor(image)[None].to(device)
         with amp():
-            cam = seco.infer_cams(net, x, cfg.crop_size, cfg.seed_scales)
+            cam = infer_cams(net, x, cfg.crop_size, cfg.seed_scales)
         label = torch.from_numpy(ds.label(image_id))[None].to(device)
-        cm.update(seco.cam_seed(cam.float(), label, cfg.bkg_thre)[0].cpu().numpy(), ds.load_mask(image_id, image.shape[:2]))
+        cm.update(cam_seed(cam.float(), label, cfg.bkg_thre)[0].cpu().numpy(), ds.load_mask(image_id, image.shape[:2]))
     net.train()
     return cm.summary()["miou"]
 
@@ -106,18 +108,18 @@ def run(params):
         cls_label = batch["label"].to(rt.device)
         box = batch["box"]
         with rt.amp():
-            cams, cams_aux = seco.multi_scale_cam(unwrap(model), x, c.cam_scales)
+            cams, cams_aux = multi_scale_cam(unwrap(model), x, c.cam_scales)
         cams, cams_aux = cams.float(), cams_aux.float()
-        valid_cam, _ = seco.cam_to_label(cams, cls_label, box, c.high_thre, c.low_thre)
+        valid_cam, _ = cam_to_pseudo_label(cams, cls_label, box, c.high_thre, c.low_thre)
         image01 = denormalize(x)
-        pseudo = seco.refine_with_background(image01, valid_cam, cls_label, box, c.high_thre, c.low_thre,
+        pseudo = refine_with_background(image01, valid_cam, cls_label, box, c.high_thre, c.low_thre,
                                              dilations=tuple(c.par_dilations), iterations=c.par_iterations)
         # the crop tags from the aux CAM, from the last layer's after cam2mask (train_voc.py l.196)
-        _, roi = seco.cam_to_label(cams if n_iter >= c.cam2mask else cams_aux, cls_label, box, c.high_thre,
+        _, roi = cam_to_pseudo_label(cams if n_iter >= c.cam2mask else cams_aux, cls_label, box, c.high_thre,
                                    c.low_thre, mid=-1)
-        crops_k, _ = seco.assign_crop_tags(batch["local_src"].to(rt.device), roi, n_local, c.local_crop_size,
+        crops_k, _ = assign_crop_tags(batch["local_src"].to(rt.device), roi, n_local, c.local_crop_size,
                                            c.tag_threshold)
-        crops_q, flags = seco.assign_crop_tags(x, roi, n_local, c.local_crop_size, c.tag_threshold)
+        crops_q, flags = assign_crop_tags(x, roi, n_local, c.local_crop_size, c.tag_threshold)
         flags = flags.reshape(-1, 1)
         label_idx = batch["label_idx"].to(rt.device).view(-1, 1)
         with rt.amp():
@@ -128,25 +130,25 @@ def run(params):
         l_cls = F.multilabel_soft_margin_loss(cls, cls_label)
         l_aux = F.multilabel_soft_margin_loss(cls_aux, cls_label)
         n = out_q.shape[0]
-        l_lil, revised = seco.lil_loss(out_q, feats[n:], flags[:, 0], tags[n:, 0], c.temp_lil, c.temp_lil)
-        l_lig = seco.lig_loss(out_q, protos.float(), revised, c.temp_lig, c.temp_lig)
+        l_lil, revised = lil_loss(out_q, feats[n:], flags[:, 0], tags[n:, 0], c.temp_lil, c.temp_lil)
+        l_lig = lig_loss(out_q, protos.float(), revised, c.temp_lig, c.temp_lig)
         seg = F.interpolate(seg.float(), size=pseudo.shape[1:], mode="bilinear", align_corners=False)
-        l_seg = seco.balanced_seg_loss(seg, pseudo)
+        l_seg = balanced_seg_loss(seg, pseudo)
         roi_box = torch.zeros_like(pseudo, dtype=torch.float32)
         for k, (y0, y1, x0, x1) in enumerate(box.tolist()):
             roi_box[k, y0:y1, x0:x1] = 1
         e = c.energy
-        l_reg = seco.dense_energy_loss(image01 * 255, seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb,
+        l_reg = dense_energy_loss(image01 * 255, seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb,
                                        e.sigma_xy, e.scale)
         # ToCo's patch contrast on the aux CAM's labels at the token grid; the box is in pixels, applied
         # to the grid as released (train_voc.py l.220-223)
         small = F.interpolate(cams_aux, size=fmap.shape[2:], mode="bilinear", align_corners=False)
-        _, label_aux = seco.cam_to_label(small, cls_label, box, c.high_thre, c.low_thre)
-        l_ptc = seco.patch_contrast_loss(fmap, seco.label_to_aff_mask(label_aux))
-        w = seco.loss_weights(n_iter, c)
+        _, label_aux = cam_to_pseudo_label(small, cls_label, box, c.high_thre, c.low_thre)
+        l_ptc = patch_contrast_loss(fmap, label_to_aff_mask(label_aux))
+        w = loss_weights(n_iter, c)
         parts = {"cls": l_cls, "cls_aux": l_aux, "ptc": l_ptc, "lil": l_lil, "lig": l_lig, "seg": l_seg, "reg": l_reg}
         loss = sum(w[k] * v for k, v in parts.items())  # zero weights kept: every parameter takes part
-        mult = seco.poly_warmup_lr(n_iter, c.warmup_iters, c.iterations, c.warmup_ratio, c.poly_power)
+        mult = poly_warmup_lr(n_iter, c.warmup_iters, c.iterations, c.warmup_ratio, c.poly_power)
         for g in opt.param_groups:
             g["lr"] = g["initial_lr"] * mult
         opt.zero_grad(set_to_none=True)
@@ -170,4 +172,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Seco])

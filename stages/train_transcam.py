@@ -9,29 +9,25 @@ so that BAO (that many TransCAM epochs, then ``bao.epochs``) and TransCAM's Tabl
 can get the same total steps; null starts BAO from the final weights. Outputs ``<paths.transcam>/model.pt``
 (TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
 """
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import torch
 
-# this checkout's bao, whatever is installed (DVC's temporary and queued workspaces, second clones)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bao.classes import NUM_CLASSES
-from bao.data import VOCDataset
+from bao.config.transcam import Cams, Model, TransCAM
+from bao.core.classes import NUM_CLASSES
+from bao.core.io import write_text
+from bao.core.loop import Loop, Runtime
+from bao.core.pipeline import paths, resume_key
+from bao.core.runtime import Checkpointer, unwrap
+from bao.core.stage import main
 from bao.data.transforms import TrainCrops
-from bao.io import write_text
-from bao.method import cls_loss
-from bao.models import create_model
+from bao.data.voc import VOCDataset
+from bao.method.transcam import cls_loss, transcam_oracle
+from bao.models.factory import create_model
 from bao.models.weights import START_FILE, load_pretrained, load_released_transcam, save_state, save_trained, staged
-from bao.pipeline import paths, resume_key
-from bao.eval_labels import threshold_range
-from bao.runtime import Checkpointer, unwrap
-from bao.seeds import transcam_oracle
-from bao.stage import main
-from bao.train import Loop, Runtime
+from bao.scoring.labels import threshold_range
 
 STAGE = "train_transcam"
 
@@ -113,4 +109,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE)
+    main(run, STAGE, [Model, TransCAM, Cams])

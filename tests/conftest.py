@@ -21,6 +21,6 @@ def mini_root(tmp_path_factory):
 
 @pytest.fixture
 def params():
-    from bao.config import load_params
+    from bao.config.schema import load_params
 
     return load_params(ROOT / "params.yaml")

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -18,8 +17,9 @@ def test_a_copy_runs_its_own_bao(tmp_path, stage):
     init = copy / "bao" / "__init__.py"
     init.write_text(init.read_text() + "\nraise SystemExit('bao imported from ' + __file__)\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    # run from elsewhere: neither the working directory nor the installed package may decide
-    r = subprocess.run([sys.executable, str(copy / "stages" / f"{stage}.py")], cwd=tmp_path, env=env,
+    # as DVC runs a stage: `python -m stages.<name>` from the checkout's root; the installed package
+    # (an editable install of another clone) must not decide
+    r = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=copy, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert f"bao imported from {init}" in r.stderr, r.stderr[-2000:]

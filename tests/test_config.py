@@ -2,9 +2,10 @@ import copy
 
 import pytest
 import yaml
-
-from bao.config import ParamsError, parse_params
 from conftest import ROOT
+
+from bao.config.schema import parse_params
+from bao.core.errors import ParamsError
 
 
 def raw():
@@ -93,7 +94,7 @@ def test_rehearsal_cuts_counts_only(rehearsal, tmp_path):
 
     from dvc.utils.hydra import compose_and_dump
 
-    from bao.pipeline import leaves, lookup
+    from bao.core.pipeline import leaves, lookup
 
     def composed(*overrides):
         out = tmp_path / "params.yaml"

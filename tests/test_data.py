@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bao.data import CLASSES, DataError, VOCDataset, read_split
+from bao.core.classes import CLASSES
+from bao.core.errors import DataError
+from bao.core.io import load_label_png, save_label_png
 from bao.data.prepare import validate, write_split
-from bao.data.voc import split_path
-from bao.io import load_label_png, save_label_png
+from bao.data.voc import VOCDataset, read_split, split_path
 
 
 def test_layout_and_items(mini_root):

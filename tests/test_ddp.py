@@ -5,10 +5,10 @@ import socket
 import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
-
-from bao.runtime import Checkpointer, Dist
-from bao.train import Loop, Runtime
 from test_resume import Toy
+
+from bao.core.loop import Loop, Runtime
+from bao.core.runtime import Checkpointer, Dist
 
 
 def train(rank, world, port, out):

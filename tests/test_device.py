@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bao.cam import host, multi_scale, multi_scale_many, refine, transcam_batch_fn, transcam_fn
-from bao.models import create_model
-from conftest import ROOT
+from bao.core.image import host
+from bao.method.transcam import multi_scale, multi_scale_many, refine, transcam_batch_fn, transcam_fn
+from bao.models.factory import create_model
 
 
 class DeviceTensor(torch.Tensor):
@@ -83,8 +83,9 @@ def test_multi_scale_many_equals_one_by_one(keep_aspect):
 
 
 def test_seed_maps_return_cpu_tensors(params):
-    from bao.method import BAONet, combine_seed_scores
-    from bao.seeds import seed_maps
+    from bao.method.bao import BAONet
+    from bao.method.readouts import combine_seed_scores
+    from bao.method.seeds import seed_maps
 
     torch.manual_seed(0)
     net = OnDevice(BAONet(create_model("conformer_mini")).eval())
@@ -97,9 +98,6 @@ def test_seed_maps_return_cpu_tensors(params):
 
 
 def test_deeplab_prediction_reaches_numpy_through_host(params):
-    import sys
-
-    sys.path.insert(0, str(ROOT / "stages"))
     from bao.models.deeplab import DeepLab
 
     class DeepLabOnDevice(torch.nn.Module):
@@ -110,7 +108,7 @@ def test_deeplab_prediction_reaches_numpy_through_host(params):
         def forward(self, x):
             return self.m(x).as_subclass(DeviceTensor)
 
-    from evaluate import predict
+    from stages.evaluate import predict
 
     img = np.random.default_rng(2).integers(0, 255, (40, 48, 3), dtype=np.uint8)
     cfg = params.evaluate

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from bao import pipeline
 from conftest import ROOT
+
+from bao import closure
+from bao.core import pipeline
 
 # params a stage reads only under another setting than the tiny end-to-end run's: declared, not read there
 READ_ONLY_ELSEWHERE = {
@@ -41,7 +42,7 @@ def test_every_stage_depends_on_the_code_it_imports():
     missing, unused = [], []
     for stage in pipeline.stage_names():
         deps = pipeline.resolve(stage)["deps"]
-        code = pipeline.code_closure(pipeline.stage_script(stage))
+        code = closure.stage_code(stage)
         missing += [(stage, f) for f in code if not covered(f, deps)]
         # as precise as simple: a declared project .py file is one the stage imports
         unused += [(stage, d) for d in deps if d.endswith(".py") and d not in code]
@@ -56,7 +57,7 @@ def test_closure_sees_imports_inside_functions(tmp_path, monkeypatch):
     (tmp_path / "bao" / "a.py").write_text("def f():\n    from bao import b\n")
     (tmp_path / "bao" / "b.py").write_text("import os\n")
     (tmp_path / "s.py").write_text("import bao.a\n")
-    assert pipeline.code_closure("s.py") == ["bao/__init__.py", "bao/a.py", "bao/b.py", "s.py"]
+    assert closure.code_closure("s.py") == ["bao/__init__.py", "bao/a.py", "bao/b.py", "s.py"]
 
 
 def test_paths_are_declared_once():
@@ -90,7 +91,7 @@ def test_resume_key_ignores_workers_and_sees_inputs(tmp_path, monkeypatch):
 def test_trace_records_files_not_probes(tmp_path, monkeypatch):
     """The audit hook records a file a stage reads or writes, not a read of a path that is no file
     (imports probe sys.path entries such as an editable install's path hook)."""
-    from bao import trace
+    import trace_hook as trace
     monkeypatch.setattr(trace, "_opens", {})
     (tmp_path / "data.txt").write_text("x")
     monkeypatch.chdir(tmp_path)

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bao.crf import crf_labels
-from bao.data import VOCDataset, read_split
-from bao.eval_labels import main as eval_main
-from bao.eval_labels import add_threshold_sweep, cam_to_label, score_cams, score_labels, threshold_range
-from bao.io import atomic_dir, atomic_file, save_label_png, save_npz
-from bao.metrics import ConfusionMatrix
+from bao.core.io import atomic_dir, atomic_file, save_label_png, save_npz
+from bao.data.voc import VOCDataset, read_split
+from bao.method.cam_labels import cam_to_label
+from bao.method.crf import crf_labels
+from bao.scoring.labels import add_threshold_sweep, score_cams, score_labels, threshold_range
+from bao.scoring.labels import main as eval_main
+from bao.scoring.metrics import ConfusionMatrix
 
 
 def test_atomic_file_keeps_old_on_failure(tmp_path):
@@ -112,20 +113,20 @@ def test_threshold_sweep_equals_per_threshold(thresholds):
 
 
 def test_missing_prediction_named(mini_root, tmp_path):
-    from bao.data import DataError
+    from bao.core.errors import DataError
 
     with pytest.raises(DataError, match=read_split(mini_root, "val")[0]):
         score_labels(tmp_path, mini_root, "val")
 
 
 def test_cli_exit_code_on_bad_input(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "bao.eval_labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "bao.scoring.labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not a folder" in r.stderr
 
 
 def crf_work(out_dir):
-    from bao.io import save_label_png
+    from bao.core.io import save_label_png
 
     def work(image_id):
         rng = np.random.default_rng(int(image_id))
@@ -139,7 +140,7 @@ def crf_work(out_dir):
 def test_parallel_run_split_equals_serial(tmp_path):
     from functools import partial
 
-    from bao.workers import run_split
+    from bao.core.workers import run_split
 
     ids = [str(i) for i in range(6)]
     outs = {}
@@ -154,7 +155,7 @@ def test_parallel_run_split_equals_serial(tmp_path):
 def test_save_npz_is_byte_stable(tmp_path):
     import time
 
-    from bao.io import load_npz
+    from bao.core.io import load_npz
 
     cams = np.random.default_rng(0).random((2, 5, 7)).astype(np.float16)
     save_npz(tmp_path / "a.npz", keys=np.array([3, 9], np.uint8), cams=cams)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bao.cam import max_norm, minmax_norm, refine
-from bao.method import (COMBINES, combine_seed_scores, cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels,
-                        seed_labels, seed_scores_by_rule, share, update_mode)
+from bao.method.bao import cosine_tau, ema_update, eq6_scores, pcl_loss, pseudo_labels, share, update_mode
+from bao.method.norms import max_norm, minmax_norm
+from bao.method.readouts import READOUTS, combine_seed_scores, seed_labels, seed_scores_by_rule
+from bao.method.transcam import refine
 
 
 def test_refine_matches_einsum():
@@ -92,7 +93,7 @@ def test_combine_seed_scores():
     cam[3] = torch.tensor([[0.1, 1.0]])
     label = np.zeros(20, np.float32)
     label[3] = 1
-    for combine in COMBINES:
+    for combine in READOUTS:
         s = combine_seed_scores(am, cam, torch.from_numpy(label), combine)
         assert s.shape == (21, 1, 2)
         if combine == "camsfg_ambg":
@@ -107,9 +108,9 @@ def test_seed_scores_by_rule_equal_one_rule_at_a_time():
     g = torch.Generator().manual_seed(0)
     am, cam = torch.randn(21, 6, 7, generator=g) * 5, torch.randn(20, 6, 7, generator=g) * 50
     label = (torch.arange(20) % 7 == 2).float()
-    together = seed_scores_by_rule(am, cam, label, COMBINES[::-1], 6)
-    assert list(together) == list(COMBINES[::-1])
-    for c in COMBINES:
+    together = seed_scores_by_rule(am, cam, label, tuple(READOUTS)[::-1], 6)
+    assert list(together) == list(tuple(READOUTS)[::-1])
+    for c in READOUTS:
         assert torch.equal(together[c], combine_seed_scores(am, cam, label, c, 6)), c
     with pytest.raises(ValueError, match="seeds.combine: 'nope'"):
         seed_scores_by_rule(am, cam, label, ("cam", "nope"))
@@ -147,9 +148,9 @@ def test_am_branch_is_amns():
     (rates 6/12/18/24, N(0, 0.01)) to 21 channels; the new layers are the label encoder and classifier."""
     import torch.nn as nn
 
-    from bao.method import BAONet
-    from bao.models import create_model
-    from bao.models.deeplab import ASPPv2
+    from bao.method.bao import BAONet
+    from bao.models.aspp import ASPPv2
+    from bao.models.factory import create_model
 
     net = BAONet(create_model("conformer_mini", num_classes=21), head="amn_aspp")
     drop, aspp = net.am_head
@@ -186,8 +187,8 @@ def test_am_head_is_the_releases_by_default():
     bias at PyTorch's default; label_enc = Linear(20, C), truncated normal std 0.02, bias 0."""
     import torch.nn as nn
 
-    from bao.method import BAONet
-    from bao.models import create_model
+    from bao.method.bao import BAONet
+    from bao.models.factory import create_model
 
     torch.manual_seed(0)
     net = BAONet(create_model("conformer_mini", num_classes=21))
@@ -207,7 +208,7 @@ def test_am_head_is_the_releases_by_default():
 def test_ema_tau_spans():
     """epoch: the cosine over one epoch's steps, indexed by the batch within the epoch (restarting);
     run: one cosine over all steps."""
-    from bao.method import ema_tau
+    from bao.method.bao import ema_tau
 
     assert ema_tau(11, 0, 10, 30, 0.9995, "epoch") == pytest.approx(0.9995)
     assert ema_tau(21, 0, 10, 30, 0.9995, "epoch") == pytest.approx(0.9995)
@@ -230,8 +231,8 @@ def test_ema_of_parameters_leaves_buffers():
 def test_pcl_grad_head_stops_at_the_am_branch():
     """bao.pcl_grad: "all" (the release) sends L_pcl's gradient into the backbone; "head" only into the
     label encoder and the AM classifier, with the outputs unchanged."""
-    from bao.method import BAONet
-    from bao.models import create_model
+    from bao.method.bao import BAONet
+    from bao.models.factory import create_model
 
     torch.manual_seed(0)
     net = BAONet(create_model("conformer_mini", num_classes=21)).eval()

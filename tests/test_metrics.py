@@ -1,6 +1,6 @@
 import numpy as np
 
-from bao.metrics import ConfusionMatrix
+from bao.scoring.metrics import ConfusionMatrix
 
 
 def independent_miou(preds, gts, n=21):
@@ -46,7 +46,7 @@ def test_write_scores_splits_headline_and_record(tmp_path):
     """A metric file holds the headline numbers only; the whole record goes to metrics/details/."""
     import json
 
-    from bao.metrics import details_path, write_scores
+    from bao.scoring.metrics import details_path, write_scores
 
     record = {"split": "train", "images": 3, "miou": 0.5, "best_threshold": 0.4, "iou": {"background": 0.9}}
     write_scores(tmp_path / "seed.json", record, headline=("miou", "best_threshold"))

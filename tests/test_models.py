@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bao.models import create_model, list_models
-from bao.errors import CheckpointError
+from bao.core.errors import CheckpointError
+from bao.models.factory import create_model, list_models
 from bao.models.weights import load_pretrained, safe_load
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -127,7 +127,8 @@ def test_block_by_block_equals_stacked_attention():
 
 @pytest.mark.parametrize("arch", ["deeplabv2", "deeplabv3plus"])
 def test_deeplab_forward_backward(arch):
-    from bao.models.deeplab import DeepLab, freeze_bn
+    from bao.models.deeplab import DeepLab
+    from bao.models.norm import freeze_bn
 
     model = DeepLab(arch, "resnet10t", 21, output_stride=8).train()
     freeze_bn(model)
@@ -181,7 +182,7 @@ def test_deeplab_imagenet_checkpoint_loads_key_for_key(tmp_path):
 def test_msra_backbone_shapes_and_caffe_input():
     """ResNet-101 of DeepLab-v2: 101 layers' worth of parameters, output stride 8, 2048 channels; the
     input is turned into BGR 0-255 less the Caffe mean."""
-    from bao.cam import to_tensor
+    from bao.core.image import to_tensor
     from bao.models.deeplab import ResNet101MSRA
 
     net = ResNet101MSRA(8).eval()
@@ -265,8 +266,8 @@ def test_resnet38_seg_starts_from_imagenet_resnet38(tmp_path):
 
 def test_seg_crops_one_scale_per_batch():
     """scale_per: batch draws one scale for the whole global batch (MCTformer get_data_from_chunk)."""
+    from bao.core.runtime import batch_indices
     from bao.data.transforms import SegCrops
-    from bao.runtime import batch_indices
 
     ds = SimpleDS(12)
     crops = SegCrops(ds, None, 32, [0.7, 1.3], seed=3, scale_per="batch", batch_size=4)

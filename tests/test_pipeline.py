@@ -10,7 +10,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import ROOT
 from test_graph import check_traces
 
@@ -34,7 +33,7 @@ def stage_names(project) -> set[str]:
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        from bao.pipeline import stage_names as names
+        from bao.core.pipeline import stage_names as names
 
         return set(names())
     finally:
@@ -97,7 +96,8 @@ def stale(project) -> set[str]:
 @pytest.mark.slow
 def test_dvc_repro_end_to_end(project, tmp_path):
     traces = tmp_path / "traces"
-    sh(f"{sys.executable} -m dvc repro", project, BAO_TRACE_DIR=str(traces))
+    sh(f"{sys.executable} -m dvc repro", project, BAO_TRACE_DIR=str(traces), BAO_STAGE_HOOK="trace_hook",
+       PYTHONPATH=str(ROOT / "tests"))
     check_traces(project, traces)  # every stage read, opened and wrote only what dvc.yaml declares
     m = project / "metrics"
     for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from bao.data import DataError, read_split
+from bao.core.errors import DataError
+from bao.core.io import load_label_png, save_label_png
 from bao.data.prepare import DownloadError, download, prepare_voc, safe_extract
-from bao.io import load_label_png, save_label_png
+from bao.data.voc import read_split
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -182,8 +183,8 @@ def _voc_folder(mini_root: Path, dest: Path) -> Path:
 def test_prepare_folder_voc_format(mini_root, tmp_path):
     from PIL import Image
 
+    from bao.core.io import voc_palette
     from bao.data.prepare import prepare_folder, validate
-    from bao.io import voc_palette
 
     voc = _voc_folder(mini_root, tmp_path / "src")
     train, val = read_split(voc, "train"), read_split(voc, "val")
@@ -238,7 +239,6 @@ def test_bad_files_named_in_the_users_folder(mini_root, tmp_path):
     import sys
 
     import yaml
-
     from conftest import ROOT
 
     voc = _voc_folder(mini_root, tmp_path / "src")

@@ -1,19 +1,14 @@
 """The mini setting's pretraining: the generated classification set, the schedule, the stage, and the
 checkpoint it hands to get_conformer_weights."""
-import sys
-
 import numpy as np
 import torch
 import yaml
-
 from conftest import ROOT
 from test_stages import base_params, run_stage
 
-sys.path.insert(0, str(ROOT / "stages"))
-from pretrain import grouping_loss, lr_at  # noqa: E402
-
-from bao.data import minivoc  # noqa: E402
-from bao.data.shapes import NUM_CLASSES, SHAPES, TEXTURES, ShapesDataset, render, shape_mask, token_labels  # noqa: E402
+from bao.data import minivoc
+from bao.data.shapes import NUM_CLASSES, SHAPES, TEXTURES, ShapesDataset, render, shape_mask, token_labels
+from bao.method.pretrain import grouping_loss, lr_at
 
 
 def test_classes_are_shape_by_texture_and_balanced():

@@ -5,12 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-from bao.errors import CheckpointError
-from bao.eval_labels import confident_labels
-from bao.models.resnet38 import (AffinityNet, create_affinitynet, load_resnet38_imagenet, mxnet_to_resnet38,
-                                 read_mxnet_params)
-from bao.psa import (affinity_labels, affinity_loss, dense_affinity, inference_radius, pair_affinity, pair_indices,
-                     pair_offsets, random_walk)
+from bao.core.errors import CheckpointError
+from bao.method.cam_labels import confident_labels
+from bao.method.psa import (
+    affinity_labels,
+    affinity_loss,
+    dense_affinity,
+    inference_radius,
+    pair_affinity,
+    pair_indices,
+    pair_offsets,
+    random_walk,
+)
+from bao.models.mxnet import mxnet_to_resnet38, read_mxnet_params
+from bao.models.resnet38 import AffinityNet, create_affinitynet, load_resnet38_imagenet
 
 
 def test_confident_labels_keep_fg_of_the_high_threshold_and_bg_where_both_agree():

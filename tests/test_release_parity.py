@@ -13,9 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
-
 import release_inputs as RI
+import torch
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "release"))
@@ -25,8 +24,8 @@ REL = np.load(ROOT / "tests" / "data" / "release_numbers.npz")
 
 
 def project_net():
-    from bao.method import BAONet
-    from bao.models import create_model
+    from bao.method.bao import BAONet
+    from bao.models.factory import create_model
 
     net = BAONet(create_model("conformer_s", num_classes=21, **RI.TINY_CONFORMER))
     net.load_state_dict(RI.fill_state(net.state_dict()), strict=True)
@@ -59,7 +58,7 @@ def test_forward_bao_matches_the_release(mode):
 
 
 def test_pseudo_labels_match_the_release():
-    from bao.method import pseudo_labels
+    from bao.method.bao import pseudo_labels
 
     cams, label = torch.from_numpy(REL["pseudo_cams"]), torch.from_numpy(REL["pseudo_label_cls"])
     got = pseudo_labels(cams[:, 1:], label)
@@ -72,7 +71,8 @@ def test_pseudo_labels_match_the_release():
 def test_loss_matches_the_release_and_its_epoch0_weight_cancels():
     """L_cls + 1.0 x balanced CE (eps 0.4) on the pseudo-labels; the release's w_pcl 0.5 in epoch 0
     multiplies the foreground mean's numerator and denominator alike, so epochs 0 and 1 agree."""
-    from bao.method import cls_loss, pcl_loss, pseudo_labels
+    from bao.method.bao import pcl_loss, pseudo_labels
+    from bao.method.transcam import cls_loss
 
     out = {"logits_conv": torch.from_numpy(REL["loss_inputs_conv"]),
            "logits_trans": torch.from_numpy(REL["loss_inputs_trans"])}
@@ -88,7 +88,7 @@ def test_share_then_ema_matches_the_release_over_three_epochs():
     """Epoch 0: Share (state_dict, buffers included); epochs 1-2: EMA of parameters only, tau from a
     cosine 0.9995 -> 1 over one epoch's steps indexed within the epoch (restarting every epoch). The
     target's BatchNorm statistics are its own (its forwards in train mode)."""
-    from bao.method import ema_tau, ema_update, share, update_mode
+    from bao.method.bao import ema_tau, ema_update, share, update_mode
 
     steps = int(REL["ema_steps_per_epoch"])
     student, teacher = tiny_pair()
@@ -113,8 +113,8 @@ def test_share_then_ema_matches_the_release_over_three_epochs():
 def test_seed_from_six_passes_matches_the_release():
     """infer_bao.py: each pass's camsfg_ambg upsampled (bilinear) to the image, times [1, label], flipped
     back, summed; ReLU, the release's min-max, argmax over the 21 channels."""
-    from bao.cam import multi_scale
-    from bao.method import camsfg_ambg_scores, combine_seed_scores, seed_labels
+    from bao.method.readouts import camsfg_ambg_scores, combine_seed_scores, seed_labels
+    from bao.method.transcam import multi_scale
 
     passes = [torch.from_numpy(p) for p in RI.seed_passes(20, 28)]
     label = torch.from_numpy(REL["seed_label"])
@@ -136,7 +136,7 @@ def test_seed_from_six_passes_matches_the_release():
 def test_fn_passes_are_flipped_back():
     """The parity test above feeds a flipped view's output through multi_scale, which flips it back: a
     map that is not symmetric must come out as given (the release flips pass 2k+1 after upsampling)."""
-    from bao.cam import multi_scale
+    from bao.method.transcam import multi_scale
 
     m = torch.arange(6.0).reshape(1, 1, 2, 3)
     total = multi_scale(lambda x: torch.cat([m, m.flip(-1)]), np.zeros((2, 3, 3), np.uint8), [2], True, False, "cpu")
@@ -147,7 +147,7 @@ def test_fn_passes_are_flipped_back():
 def test_mask_crf_matches_the_release(n_labels):
     """crf_inference_label(img, seed): gt_prob 0.7, Gaussian 3/3, bilateral 50/5/10, 10 iterations, over
     n_labels labels (the release's call leaves the default 91)."""
-    from bao.crf import crf_labels
+    from bao.method.crf import crf_labels
 
     img, seed = RI.crf_image()
     cfg = SimpleNamespace(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
@@ -157,7 +157,7 @@ def test_mask_crf_matches_the_release(n_labels):
 
 def test_release_norm_by_hand():
     """Zeroed values go negative; an absent (all-zero) channel is -1."""
-    from bao.method import release_norm
+    from bao.method.readouts import release_norm
 
     x = torch.tensor([[[2.0, 4.0, 6.0]], [[0.0, 0.0, 0.0]]])
     got = release_norm(x)

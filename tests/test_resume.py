@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bao.runtime import Checkpointer, Dist, batch_indices
-from bao.train import Loop, Runtime
+from bao.core.loop import Loop, Runtime
+from bao.core.runtime import Checkpointer, Dist, batch_indices
 
 
 class Toy(torch.utils.data.Dataset):

@@ -1,16 +1,19 @@
 """Stage entry points fail before any work, with a message naming the parameter or file."""
+import os
 import subprocess
 import sys
 
+import pytest
 import yaml
-
 from conftest import ROOT
 
 
 def run_stage(tmp_path, name, params, *args):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())  # the stages read their paths there
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=tmp_path,
+    # the project's stages and bao, run from a folder of their own (PYTHONPATH stands for the checkout)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
 
 
@@ -20,10 +23,35 @@ def base_params():
 
 def test_unknown_key_fails_before_work(tmp_path):
     p = base_params()
-    p["ema"]["tua"] = 0.9
+    p["data"]["mini"]["num_trian"] = 9
     r = run_stage(tmp_path, "prepare_data", p)
-    assert r.returncode == 2 and "ema.tua: unknown parameter" in r.stderr
+    assert r.returncode == 2 and "data.mini.num_trian: unknown parameter" in r.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_check_params_checks_every_section(tmp_path):
+    """A stage loads the sections it reads; check_params, which every stage depends on, checks all of
+    params.yaml, unknown sections included."""
+    p = base_params()
+    p["ema"]["tua"] = 0.9
+    assert run_stage(tmp_path, "prepare_data", p).returncode == 0  # prepare_data does not read ema
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "ema.tua: unknown parameter" in r.stderr
+    p = base_params()
+    p["emma"] = {"tau": 0.9}
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "emma: unknown parameter" in r.stderr
+
+
+def test_a_section_a_stage_did_not_load_is_an_error():
+    from bao.config.data import Data
+    from bao.core.errors import ParamsError
+    from bao.core.params import load
+
+    params = load(ROOT / "params.yaml", [Data])
+    assert params.data.mini.num_train > 0 and params.base.seed == 0
+    with pytest.raises(ParamsError, match="params.ema: not loaded by this stage"):
+        params.ema
 
 
 def test_impossible_value_fails_before_work(tmp_path):

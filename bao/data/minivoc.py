@@ -24,7 +24,7 @@ from PIL import Image
 from scipy import ndimage
 
 from bao.data.voc import NUM_CLASSES, split_path
-from bao.io import save_label_png
+from bao.core.io import save_label_png
 
 # class -> typical background texture (the co-occurrence bias), and how often it is used
 TYPICAL_BG = {4: "water", 1: "sky", 3: "sky", 10: "grass", 13: "grass", 17: "grass", 19: "rails"}

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bao.errors import DataError, DownloadError
+from bao.core.errors import DataError, DownloadError
 from bao.data.voc import VOCDataset, build_label_file, classes_in, read_split, split_path
-from bao.io import md5sum, atomic_file, save_label_png, voc_palette
+from bao.core.io import md5sum, atomic_file, save_label_png, voc_palette
 
 
 def _fetch(url: str, part: Path, timeout: float) -> None:

@@ -17,7 +17,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, ImageFilter, ImageOps
 
-from bao.cam import to_tensor
+from bao.core.image import to_tensor
 from bao.data.transforms import SeededCrops, color_jitter
 from bao.data.voc import VOCDataset
 

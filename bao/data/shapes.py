@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.cam import to_tensor
+from bao.core.image import to_tensor
 
 SHAPES = ("triangle", "star", "hexagon", "crescent", "arrow", "ell", "tee", "trapezoid")
 TEXTURES = ("checks", "rings", "waves", "dots", "hatch", "grain")

@@ -11,9 +11,9 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from bao.cam import to_tensor
+from bao.core.image import to_tensor
 from bao.data.voc import VOCDataset
-from bao.runtime import batch_indices
+from bao.core.runtime import batch_indices
 
 
 def color_jitter(img: Image.Image, jitter, rng: np.random.Generator) -> Image.Image:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bao.classes import IGNORE, NUM_CLASSES, NUM_FG
-from bao.errors import DataError
-from bao.io import load_label_png, write_json
+from bao.core.classes import IGNORE, NUM_CLASSES, NUM_FG
+from bao.core.errors import DataError
+from bao.core.io import load_label_png, write_json
 
 LABELS_FILE = "cls_labels.json"
 

@@ -1,17 +1,1 @@
-"""Models built by name: ``create_model("conformer_s", num_classes=21)`` (configurations: ``bao.archs``)."""
-from __future__ import annotations
-
-import torch.nn as nn
-
-from bao.archs import CONFORMERS
-from bao.models.conformer import Conformer
-
-
-def list_models() -> list[str]:
-    return sorted(CONFORMERS)
-
-
-def create_model(name: str, num_classes: int = 21, **overrides) -> nn.Module:
-    if name not in CONFORMERS:
-        raise ValueError(f"unknown model {name!r}; known: {list_models()}")
-    return Conformer(**{**CONFORMERS[name], "num_classes": num_classes, **overrides})
+"""Models built by name (``bao.models.factory``), one file per network."""

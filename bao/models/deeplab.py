@@ -13,20 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bao.classes import NUM_CLASSES
+from bao.core.classes import NUM_CLASSES
+from bao.models.aspp import ASPPv2
 from bao.models.resnet38 import ResNet38Seg, load_resnet38_imagenet
-
-
-class ASPPv2(nn.Module):
-    def __init__(self, cin, num_classes, rates=(6, 12, 18, 24)):
-        super().__init__()
-        self.branches = nn.ModuleList(nn.Conv2d(cin, num_classes, 3, padding=r, dilation=r) for r in rates)
-        for b in self.branches:  # N(0, 0.01) as DeepLab-v2
-            nn.init.normal_(b.weight, 0, 0.01)
-            nn.init.zeros_(b.bias)
-
-    def forward(self, x):
-        return sum(b(x) for b in self.branches)
 
 
 def _conv_bn(cin, cout, k=1, d=1):
@@ -91,7 +80,7 @@ class ResNet101MSRA(nn.Module):
         self.register_buffer("mean", torch.tensor(self.CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x):
-        from bao.cam import MEAN, STD
+        from bao.core.image import MEAN, STD
 
         # the project's input is ImageNet-normalised RGB; these weights expect BGR 0-255 less the Caffe mean
         rgb = x * x.new_tensor(STD).view(1, 3, 1, 1) + x.new_tensor(MEAN).view(1, 3, 1, 1)
@@ -169,10 +158,3 @@ def build_deeplab(cfg, imagenet=None) -> nn.Module:
     return model
 
 
-def freeze_bn(model: nn.Module) -> None:
-    """BatchNorm in eval mode with fixed affine parameters (the DeepLab-v2 recipe); call after train()."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)

@@ -7,7 +7,6 @@ or an already converted state_dict. ``resnet38d_mini`` has an eighth of the chan
 """
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bao.archs import RESNET38
-from bao.errors import CheckpointError
+from bao.config.resnets import RESNET38
+from bao.core.errors import CheckpointError
+from bao.models.mxnet import is_mxnet_params, mxnet_to_resnet38, read_mxnet_params
 
-ARCHS = RESNET38  # name -> channel divisor
 # resnet38_seg's head dilation: MCTformer's 12 on VOC; 4 on mini-VOC, whose images are about a third
 # of VOC's side (12 x 176/500), so that the 3x3 taps span the same share of the object
 SEG_DILATION = {"resnet38d": 12, "resnet38d_mini": 4}
@@ -164,9 +163,9 @@ class ResNet38Seg(ResNet38d):
     ``b2``..., ``fc8_seg_conv*``)."""
 
     def __init__(self, arch: str = "resnet38d", num_classes: int = 21):
-        if arch not in ARCHS:
-            raise ValueError(f"deeplab.backbone: resnet38_seg needs one of {', '.join(ARCHS)}, got {arch!r}")
-        div, d = ARCHS[arch], SEG_DILATION[arch]
+        if arch not in RESNET38:
+            raise ValueError(f"deeplab.backbone: resnet38_seg needs one of {', '.join(RESNET38)}, got {arch!r}")
+        div, d = RESNET38[arch], SEG_DILATION[arch]
         super().__init__(div)
         self.fc8_seg_conv1 = nn.Conv2d(4096 // div, 512 // div, 3, padding=d, dilation=d)
         self.fc8_seg_conv2 = nn.Conv2d(512 // div, num_classes, 3, padding=d, dilation=d)
@@ -183,98 +182,12 @@ class ResNet38Seg(ResNet38d):
 
 
 def create_affinitynet(arch: str) -> AffinityNet:
-    if arch not in ARCHS:
-        raise ValueError(f"psa.arch: unknown '{arch}' (one of {', '.join(ARCHS)})")
-    return AffinityNet(ARCHS[arch])
+    if arch not in RESNET38:
+        raise ValueError(f"psa.arch: unknown '{arch}' (one of {', '.join(RESNET38)})")
+    return AffinityNet(RESNET38[arch])
 
 
-# --- ImageNet weights --------------------------------------------------------------------------
 
-_BN = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}  # *_moving_mean -> mean
-_MX_LIST_MAGIC = 0x112
-_MX_V1, _MX_V2, _MX_V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
-_MX_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64}
-
-
-def read_mxnet_params(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an MXNet ``.params`` file (``mx.nd.save`` of a dict), dense ones only: the list
-    header (magic 0x112), each NDArray (V1/V2/V3 magic or the legacy layout: shape, context, dtype,
-    data), then the names. Keys lose their ``arg:``/``aux:`` prefix."""
-    path = Path(path)
-    buf = path.read_bytes()
-    pos = 0
-
-    def take(fmt):
-        nonlocal pos
-        v = struct.unpack_from("<" + fmt, buf, pos)
-        pos += struct.calcsize("<" + fmt)
-        return v if len(v) > 1 else v[0]
-
-    try:
-        magic, _reserved, n = take("QQQ")
-        if magic != _MX_LIST_MAGIC:
-            raise CheckpointError(f"{path}: not an MXNet NDArray list (magic {magic:#x})")
-        arrays = []
-        for _ in range(n):
-            head = take("I")
-            if head in (_MX_V2, _MX_V3):
-                stype = take("i")
-                if stype != 0:
-                    raise CheckpointError(f"{path}: sparse NDArray (storage type {stype}) not supported")
-                ndim = take("i")
-                shape = take(f"{ndim}q") if ndim else ()
-            elif head == _MX_V1:
-                ndim = take("I")
-                shape = take(f"{ndim}q") if ndim else ()
-            else:  # legacy: the first word is ndim, then uint32 dims
-                ndim = head
-                shape = take(f"{ndim}I") if ndim else ()
-            shape = (shape,) if isinstance(shape, int) else tuple(shape)
-            if ndim == 0:
-                arrays.append(np.zeros(0, np.float32))
-                continue
-            _dev_type, _dev_id, dtype = take("iii")
-            dt = np.dtype(_MX_DTYPES[dtype])
-            count = int(np.prod(shape))
-            arrays.append(np.frombuffer(buf, dt, count, pos).reshape(shape).copy())
-            pos += count * dt.itemsize
-        n_names = take("Q")
-        names = []
-        for _ in range(n_names):
-            length = take("Q")
-            names.append(buf[pos:pos + length].decode())
-            pos += length
-    except (struct.error, KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: truncated or malformed MXNet .params file ({e})") from None
-    if len(names) != len(arrays):
-        raise CheckpointError(f"{path}: {len(arrays)} arrays but {len(names)} names")
-    return {k.split(":", 1)[-1]: a for k, a in zip(names, arrays)}
-
-
-def mxnet_to_resnet38(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Rename model A1's MXNet arrays to ResNet38d keys (the naming of PSA's convert_mxnet_to_torch):
-    ``res2a_branch2a_weight`` -> ``b2.conv_branch2a.weight``, ``bn3b1_branch2b1_gamma`` ->
-    ``b3_1.bn_branch2b1.weight``, ``conv1a_weight`` -> ``conv1a.weight``, ``bn7_*`` -> ``bn7.*``;
-    the ImageNet classifier (``linear1000``) is dropped."""
-    out = {}
-    for k, v in arrays.items():
-        toks = k.split("_")
-        if toks[0].startswith("conv1a"):
-            out["conv1a.weight"] = v
-        elif toks[0].startswith("linear1000"):
-            continue
-        elif len(toks) > 2 and toks[1].startswith("branch"):
-            block = toks[0]  # res4b3 / bn4b3 / res2a / bn2a
-            digits = block.lstrip("resbn")  # "4b3" or "2a"
-            name = f"b{digits[0]}" if digits.endswith("a") else f"b{digits[0]}_{digits[-1]}"
-            kind = "conv" if block.startswith("res") else "bn"
-            last = "weight" if kind == "conv" else _BN[toks[-1]]
-            out[f"{name}.{kind}_{toks[1]}.{last}"] = v
-        elif toks[0] == "bn7":
-            out["bn7." + _BN[toks[-1]]] = v
-        else:
-            raise CheckpointError(f"unexpected array '{k}' in the ResNet-38 MXNet file")
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
 def load_resnet38_imagenet(model: ResNet38d, path: str | Path, param: str = "psa.arch") -> None:
@@ -284,12 +197,10 @@ def load_resnet38_imagenet(model: ResNet38d, path: str | Path, param: str = "psa
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: ResNet-38 checkpoint not found")
-    with open(path, "rb") as f:
-        mx = struct.unpack("<Q", f.read(8) or b"\0" * 8)[0] == _MX_LIST_MAGIC
-    if mx:
+    if is_mxnet_params(path):
         state = mxnet_to_resnet38(read_mxnet_params(path))
     else:
-        from bao.models.weights import safe_load
+        from bao.core.io import safe_load
 
         state = safe_load(path)
         state = state.get("state_dict", state) if isinstance(state, dict) else state

@@ -14,31 +14,9 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bao.archs import SECO_VITS
-
-# a ViT checkpoint's classifier (and the in21k checkpoints' pre-logits layer): not part of the backbone
-VIT_HEADS = ("head.", "pre_logits.")
-
-
-def create_vit(arch: str, num_classes: int = 0, drop_path_rate: float = 0.0) -> nn.Module:
-    """A timm VisionTransformer of the configuration ``arch`` (``bao.archs.SECO_VITS``), random weights."""
-    import timm
-
-    if arch not in SECO_VITS:
-        raise ValueError(f"unknown SeCo backbone {arch!r}; known: {sorted(SECO_VITS)}")
-    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=num_classes,
-                             drop_path_rate=drop_path_rate, **SECO_VITS[arch])
-
-
-def load_vit_pretrained(vit: nn.Module, path) -> None:
-    """A timm-layout ViT checkpoint (SeCo's ``jx_vit_base_p16_224-80ecf9dd.pth``, timm's, or the
-    pretrain_vit stage's) into ``vit``, key for key except the classifier."""
-    from bao.models.weights import check_keys, safe_load, unwrap_state_dict
-
-    sd = {k: v for k, v in unwrap_state_dict(safe_load(path), path).items() if not k.startswith(VIT_HEADS)}
-    own = {k: v for k, v in vit.state_dict().items() if not k.startswith(VIT_HEADS)}
-    check_keys(own, sd, path, "the ViT backbone")
-    vit.load_state_dict(sd, strict=False)
+from bao.config.archs import SECO_VITS
+from bao.models.vit import ViTEncoder, create_vit
+from bao.models.weights import load_vit_pretrained
 
 
 class ProjectionHead(nn.Module):
@@ -70,35 +48,6 @@ class ASPPHead(nn.Module):
 
     def forward(self, x):
         return sum(c(x) for c in self.convs)
-
-
-class ViTEncoder(nn.Module):
-    """A timm ViT returning the class token, the last patch tokens (after the final norm) and the
-    patch tokens of block ``aux_layer`` (vit.py ``forward_features``, l.305-324); the position
-    embedding is resized to the input's grid by bicubic interpolation (vit.py l.286-303)."""
-
-    def __init__(self, arch: str, aux_layer: int = -3, drop_path_rate: float = 0.0):
-        super().__init__()
-        self.vit = create_vit(arch, drop_path_rate=drop_path_rate)
-        self.patch_size = SECO_VITS[arch]["patch_size"]
-        self.embed_dim = SECO_VITS[arch]["embed_dim"]
-        self.aux_layer = aux_layer
-
-    def forward(self, x):
-        v = self.vit
-        h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
-        tokens = v.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        grid = v.patch_embed.grid_size
-        pos = v.pos_embed[:, 1:].reshape(1, grid[0], grid[1], -1).permute(0, 3, 1, 2)
-        pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
-        x = torch.cat([v.cls_token.expand(x.shape[0], -1, -1), tokens], 1)
-        x = v.pos_drop(x + torch.cat([v.pos_embed[:, :1], pos], 1))
-        embeds = []
-        for blk in v.blocks:
-            x = blk(x)
-            embeds.append(x)
-        embeds[-1] = x = v.norm(x)
-        return x[:, 0], x[:, 1:], embeds[self.aux_layer][:, 1:]
 
 
 def _gather(t: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from bao.errors import CheckpointError
-from bao.io import atomic_file, md5sum
+from bao.core.errors import CheckpointError
+from bao.core.io import atomic_file, md5sum, safe_load
 
 HEADS = ("conv_cls_head.", "trans_cls_head.")
 
@@ -44,20 +44,6 @@ def staged(folder: str | Path, source: str | None, param: str) -> Path | None:
         raise CheckpointError(f"{path}: {param} is {source!r} but its checkpoint is missing "
                               "(run the get_*_weights stages, or put the file there by hand)")
     return path
-
-
-def safe_load(path: str | Path, map_location="cpu"):
-    """``torch.load(weights_only=True)``: a checkpoint carrying pickled objects is refused."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain "
-                              f"containers (weights_only=True): {str(e).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
 
 
 def fetch_weights(source: str, dest: str | Path, md5: str | None = None, param: str = "model.pretrained") -> str:
@@ -142,3 +128,16 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     model.load_state_dict(sd, strict=False)
     if hasattr(model, "reset_heads"):
         model.reset_heads()
+
+
+# a ViT checkpoint's classifier (and the in21k checkpoints' pre-logits layer): not part of the backbone
+VIT_HEADS = ("head.", "pre_logits.")
+
+
+def load_vit_pretrained(vit: nn.Module, path) -> None:
+    """A timm-layout ViT checkpoint (SeCo's ``jx_vit_base_p16_224-80ecf9dd.pth``, timm's, or the
+    pretrain_vit stage's) into ``vit``, key for key except the classifier."""
+    sd = {k: v for k, v in unwrap_state_dict(safe_load(path), path).items() if not k.startswith(VIT_HEADS)}
+    own = {k: v for k, v in vit.state_dict().items() if not k.startswith(VIT_HEADS)}
+    check_keys(own, sd, path, "the ViT backbone")
+    vit.load_state_dict(sd, strict=False)

@@ -65,8 +65,8 @@ def release_net(root: Path):
 
 
 def project_state() -> dict:
-    from bao.method import BAONet
-    from bao.models import create_model
+    from bao.method.bao import BAONet
+    from bao.models.factory import create_model
 
     ours = BAONet(create_model("conformer_s", num_classes=21, **RI.TINY_CONFORMER))
     filled = RI.fill_state(ours.state_dict())

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from timm.layers import trunc_normal_
 
-from bao.cam import max_norm, minmax_norm, refine
-from bao.classes import IGNORE, NUM_CLASSES
-from bao.models import create_model
-from bao.models.deeplab import ASPPv2
+from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.method.norms import max_norm
+from bao.method.transcam import refine
+from bao.models.aspp import ASPPv2
+from bao.models.factory import create_model
 
 # Figure 4's curves: the three target updates of §3.4 and the TransCAM+AMN baseline (fixed labels)
 VARIANTS = ("amn", "share", "ema", "share+ema")
@@ -93,12 +92,6 @@ def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
     return BAONet(create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
                   refine_am=params.bao.refine_am, attn_identity=params.cams.attn_identity, head=params.bao.head,
                   aspp_rates=params.bao.aspp_rates)
-
-
-def cls_loss(out: dict, label: torch.Tensor) -> torch.Tensor:
-    """L_cls (eq. 7), TransCAM's one loss: multi-label soft margin on the sum of the conv head's GAP
-    logits and the class-token logits, over the 20 foreground classes (train_TransCAM.py l.94); fp32."""
-    return F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], label)
 
 
 def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -193,78 +186,3 @@ def update_mode(update: str, epoch: int, share_epochs: int) -> str:
     return {"share": "share", "ema": "ema", "amn": "none"}[update]
 
 
-# seeds.combine; the first is the release's readout and the default, the others are ablation rows
-COMBINES = ("camsfg_ambg", "am", "cam", "mean", "am_bg")
-
-
-def release_norm(x: torch.Tensor) -> torch.Tensor:
-    """The release's per-channel normalisation of summed maps (i2mond/BAO infer_bao.py l.86-90, TransCAM's
-    infer_TransCAM.py): ReLU; values below the channel's min + 1e-5 set to 0 (min taken after the ReLU);
-    then (x - min - 1e-5) / (max - min + 1e-5). The zeroed values become negative, and an all-zero
-    channel (an absent class) becomes -1 everywhere: this is what the released code computes."""
-    x = F.relu(x.float())
-    mx = x.flatten(-2).amax(-1)[..., None, None]
-    mn = x.flatten(-2).amin(-1)[..., None, None]
-    x = torch.where(x < mn + 1e-5, torch.zeros_like(x), x)
-    return (x - mn - 1e-5) / (mx - mn + 1e-5)
-
-
-def camsfg_ambg_scores(maps_sum: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """The release's seed scores (21, H, W): ``camsfg_ambg`` = [the refined AM's raw background logit,
-    the refined CAM's foreground] summed over the passes, times [1, label], then ``release_norm``; the
-    seed is their argmax (infer_bao.py l.71-102). No softmax, no threshold."""
-    keep = torch.cat([maps_sum.new_ones(1), label.to(maps_sum)])[:, None, None]  # on the maps' device
-    return release_norm(maps_sum * keep)
-
-
-def combine_seed_scores(am_sum: torch.Tensor, cam_sum: torch.Tensor, label: torch.Tensor, combine: str,
-                        passes: int = 1) -> torch.Tensor:
-    """Seed scores (21, H, W) from the target's refined activation map and refined foreground CAM, each
-    summed over ``passes`` inference passes (docs/method.md §3.5). The seed is their argmax: no threshold.
-
-    camsfg_ambg: the release (``camsfg_ambg_scores``): [AM background logit, CAM foreground], min-max.
-    Ablation rows, the AM's logits averaged over the passes:
-    am: softmax over background + the image's classes; cam: eq. 6 on the min-max normalised CAM;
-    mean: the normalised foreground channels of both averaged, background from AM;
-    am_bg: the AM's background softmax probability max-normalised, stacked on the min-max refined CAM.
-    Except for camsfg_ambg (which keeps the release's values) absent classes are -inf.
-    """
-    return seed_scores_by_rule(am_sum, cam_sum, label, (combine,), passes)[combine]
-
-
-def seed_scores_by_rule(am_sum: torch.Tensor, cam_sum: torch.Tensor, label: torch.Tensor, combines,
-                        passes: int = 1) -> dict[str, torch.Tensor]:
-    """``combine_seed_scores`` for several rules, the normalised CAM and the AM's softmax computed once."""
-    for c in combines:
-        if c not in COMBINES:
-            raise ValueError(f"seeds.combine: {c!r} is not one of {COMBINES}")
-    present = torch.cat([label.new_ones(1, dtype=torch.bool), label > 0])[:, None, None].to(am_sum.device)
-    out = {}
-    if "camsfg_ambg" in combines:
-        out["camsfg_ambg"] = camsfg_ambg_scores(torch.cat([am_sum[:1].float(), cam_sum.float()]), label)
-    if {"cam", "am_bg", "mean"} & set(combines):
-        cam_norm = minmax_norm(cam_sum)
-    if {"am", "am_bg", "mean"} & set(combines):
-        prob = (am_sum.float() / passes).masked_fill(~present, float("-inf")).softmax(0)
-    for c in combines:
-        if c == "cam":
-            fg = cam_norm * present[1:]
-            scores = torch.cat([1.0 - fg.amax(0, keepdim=True), fg])  # eq. 6
-        elif c == "am":
-            scores = prob
-        elif c == "am_bg":
-            scores = torch.cat([max_norm(prob[:1]), cam_norm])
-        elif c == "mean":
-            scores = torch.cat([prob[:1], (max_norm(prob[1:]) + cam_norm) / 2])
-        else:
-            continue
-        out[c] = scores.masked_fill(~present, float("-inf"))
-    return {c: out[c] for c in combines}
-
-
-def seed_labels(scores: torch.Tensor) -> np.ndarray:
-    """The seed (H, W) uint8: argmax of (21, H, W) scores over the class axis, the first maximum on ties.
-    ``torch.max(dim).indices`` has argmax's tie rule and is several times faster than ``argmax(0)`` on
-    a CPU, where a reduction over the outer axis is slow (bench/seed_argmax.py). Scores on a device are
-    brought to the host."""
-    return scores.max(0).indices.cpu().numpy().astype(np.uint8)

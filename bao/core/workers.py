@@ -19,9 +19,9 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from bao import trace
-from bao.io import atomic_dir
-from bao.pipeline import resume_key
+from bao.core.io import atomic_dir
+from bao.core.pipeline import resume_key
+from bao.core.stage import hook
 
 
 def resolve_workers(workers: int | str, gpu: bool = False) -> int:
@@ -42,14 +42,17 @@ def _todo(ids, out_dir: Path, suffix: str):
 
 def _worker(args):
     make_work, ids, threads, index = args
-    trace.install()  # a spawned process starts without the parent's recording
+    h = hook()  # a spawned process starts without the parent's instrumentation
+    if h:
+        h.install()
     if _gpu_count():  # one GPU per worker, round-robin (select_device reads LOCAL_RANK)
         os.environ["LOCAL_RANK"] = str(index % _gpu_count())
     work = make_work()  # imports what the work needs: CRF workers never load torch
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     results = {image_id: work(image_id) for image_id in ids}
-    trace.flush()
+    if h:
+        h.flush()
     return {k: v for k, v in results.items() if v is not None}
 
 

@@ -1,27 +1,34 @@
-"""Records what a stage really uses, for the test that checks dvc.yaml against it.
+"""Records what a stage really uses, for the test that checks dvc.yaml against it (test instrumentation:
+no product module imports it).
 
-With ``BAO_TRACE_DIR`` set, a stage process (and each of its worker processes) records the project
-files it opens (an audit hook on ``open``) and the params keys it reads (``bao.config``), and writes
-them to ``$BAO_TRACE_DIR/<stage>.<pid>.json``. Unset, nothing is installed.
+The end-to-end test runs the pipeline with ``BAO_STAGE_HOOK=trace_hook``, ``PYTHONPATH=tests`` and
+``BAO_TRACE_DIR`` set; ``bao.core.stage.hook`` then imports this module in a stage process and in each
+of its worker processes, which record the project files they open (an audit hook on ``open``) and the
+params keys they read (``bao.core.params.reads``), and write them to ``$BAO_TRACE_DIR/<stage>.<pid>.json``.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-
-from bao import config
+from pathlib import Path
 
 _opens: dict[str, str] = {}  # project-relative path -> "r" | "w"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def in_repo(path) -> str | None:
+    """``path`` relative to the project root (the working directory), or None outside it."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return None
 
 
 def _hook(event, args):
     if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
         return
     path, mode, flags = (list(args) + [None, None])[:3]
-    from bao.pipeline import in_repo
-
     rel = in_repo(os.fsdecode(path))
     if rel is None or rel.endswith((".py", ".pyc")) or "__pycache__" in rel or rel.startswith((".git/", ".dvc/")):
         return
@@ -40,7 +47,6 @@ def install(stage: str | None = None) -> None:
         return
     if stage:
         os.environ["BAO_STAGE"] = stage
-    config.record_reads()
     sys.addaudithook(_hook)
 
 
@@ -52,5 +58,10 @@ def flush() -> None:
     os.makedirs(folder, exist_ok=True)
     name = f"{os.environ.get('BAO_STAGE', 'unknown')}.{os.getpid()}.json"
     with open(os.path.join(folder, name), "w") as f:
-        json.dump({"stage": os.environ.get("BAO_STAGE"), "params": sorted(config.reads()),
+        json.dump({"stage": os.environ.get("BAO_STAGE"), "params": sorted(_param_reads()),
                    "opens": _opens}, f, indent=1)
+
+
+def _param_reads() -> set[str]:
+    params = sys.modules.get("bao.core.params")  # the stage's own checkout's module, if it loaded params
+    return params.reads() if params else set()

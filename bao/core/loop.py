@@ -11,8 +11,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from bao.runtime import (Checkpointer, Dist, amp_context, batch_indices, make_loader, rng_state, seed_everything,
-                         select_device, set_rng_state, unwrap)
+from bao.core.runtime import (
+    Checkpointer,
+    Dist,
+    amp_context,
+    batch_indices,
+    make_loader,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_rng_state,
+    unwrap,
+)
 
 
 @dataclass

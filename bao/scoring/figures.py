@@ -1,7 +1,7 @@
-"""Table 1 and the figures, from the metric files (and, for the qualitative figures, the outputs)."""
+"""The figures: Figure 4's curves, the threshold curve, image grids (Figures 2, 3) and the confusion
+matrix; class colours in the VOC palette."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,60 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bao.io import atomic_file, voc_palette, write_text  # noqa: E402
+from bao.config.choices import UPDATES  # noqa: E402
+from bao.core.io import atomic_file, voc_palette  # noqa: E402
 
-# the paper's Table 1 (mIoU %; docs/method.md §7), quoted, never computed here
-PAPER = {
-    "TransCAM": {"post": "PSA + CRF", "seed": 64.9, "mask": 70.2, "val": 69.3, "test": 69.6},
-    "SeCo (CVPR 2024)": {"post": "CRF", "seed": 74.8, "mask": 76.5, "val": 74.0, "test": 73.8},
-    "BAO": {"post": "CRF", "seed": 75.5, "mask": 77.4, "val": 74.1, "test": 74.6},
-}
-VARIANT_NAMES = {"amn": "TransCAM+AMN", "share": "TransCAM+BAO (Share)", "ema": "TransCAM+BAO (EMA)",
-                 "share+ema": "TransCAM+BAO (Share+EMA)"}
 _PAL = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
-
-
-def _read(path: str | Path) -> dict | None:
-    p = Path(path)
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def _pct(m: dict | None, key: str = "miou") -> float | None:
-    return None if m is None else round(100 * m[key], 1)
-
-
-def table1(m, test_miou: float | None = None) -> pd.DataFrame:
-    """Reproduced numbers beside the paper's. Reproduced cells come from metric files only
-    (``m``: the ``paths.metrics`` namespace of dvc.yaml)."""
-    rows = [
-        ("TransCAM", "PSA + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
-         _pct(_read(m.segmentation.transcam)), None),
-        ("SeCo (CVPR 2024)", "CRF", _pct(_read(m.seco.seed)), _pct(_read(m.seco.mask)),
-         _pct(_read(m.seco.segmentation)), None),
-        ("BAO", "CRF", _pct(_read(m.seed)), _pct(_read(m.mask.bao)), _pct(_read(m.segmentation.bao)), test_miou),
-    ]
-    out = []
-    for name, post, seed, mask, val, test in rows:
-        p = PAPER[name]
-        out.append({"method": name, "post-processing": post, "seed": seed, "mask": mask, "val": val, "test": test,
-                    "paper post-processing": p["post"], "paper seed": p["seed"], "paper mask": p["mask"],
-                    "paper val": p["val"], "paper test": p["test"]})
-    return pd.DataFrame(out)
-
-
-def table1_markdown(df: pd.DataFrame, note: str) -> str:
-    cols = ["seed", "mask", "val", "test"]
-
-    def cell(v):
-        return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.1f}"
-
-    lines = ["| Method | Post-processing | Seed | Mask | val | test | paper: Seed | Mask | val | test |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for _, r in df.iterrows():
-        repro = " | ".join(cell(r[c]) for c in cols)
-        paper = " | ".join(cell(r[f"paper {c}"]) for c in cols)
-        lines.append(f"| {r['method']} | {r['post-processing']} | {repro} | {paper} |")
-    return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def colorize(label: np.ndarray) -> np.ndarray:
@@ -91,7 +41,7 @@ def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, pa
         df = pd.read_csv(p, dtype={"scales": str})  # "128", not 128.0 beside the unscored epochs' blanks
         protocols |= set(df["scales"].dropna()) if "scales" in df else set()
         later = df[(df["epoch"] > 0) & df[f"miou_{chosen}"].notna()]  # epochs scored (bao.epoch_eval_every)
-        line, = ax.plot(later["epoch"], 100 * later[f"miou_{chosen}"], marker="o", label=VARIANT_NAMES.get(v, v))
+        line, = ax.plot(later["epoch"], 100 * later[f"miou_{chosen}"], marker="o", label=UPDATES.get(v, v))
         start = df[df["epoch"] == 0]
         if len(start):
             ax.plot(start["epoch"], 100 * start["miou_cam"], marker="o", mfc="none", color=line.get_color())
@@ -143,7 +93,7 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
     under a panel; ``caption``: a line under everything."""
     from matplotlib.patches import Patch
 
-    from bao.classes import CLASSES
+    from bao.core.classes import CLASSES
 
     n, k = len(rows), len(titles)
     fig, axes = plt.subplots(n, k, figsize=(2.2 * k, 2.0 * n + (0.5 if classes else 0)), squeeze=False)
@@ -167,46 +117,6 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
     if caption:
         fig.text(0.5, -0.11 if classes else 0.0, caption, ha="center", va="top", fontsize=7, wrap=True)
     save_fig(fig, path)
-
-
-COMBINE_NAMES = {"camsfg_ambg": "the release: [AM background logit, refined CAM foreground], min-max",
-                 "am": "activation map alone", "cam": "eq. 6 on the refined CAM",
-                 "mean": "mean of normalised fg channels, bg from AM",
-                 "am_bg": "[AM background softmax, refined CAM foreground]"}
-
-
-def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
-    """The seed mIoU of every ``seeds.combine`` rule (docs/method.md §3.5), from make_seeds' metric file."""
-    m = _read(path)
-    if m is None:
-        return ""
-    lines = [f"Seed ablation, {m['method']}, {m['split']} (`seeds.combine`; no threshold in any row):", "",
-             "| seeds.combine | combination | Seed |", "|---|---|---|"]
-    for c, v in m["miou"].items():
-        mark = " (used)" if c == chosen else ""
-        lines.append(f"| `{c}`{mark} | {COMBINE_NAMES.get(c, c)} | {100 * v:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
-def transcam_mask_markdown(m) -> str:
-    """TransCAM's mask on train by refinement: PSA + CRF (Table 1's row) beside the label CRF alone on
-    its best-threshold seed (``m``: the ``paths.metrics`` namespace)."""
-    psa, crf = _read(m.mask.transcam), _read(m.mask.transcam_crf)
-    if psa is None and crf is None:
-        return ""
-    lines = ["TransCAM mask, refinement ablation (train):", "", "| refinement | Mask |", "|---|---|",
-             f"| best-threshold seed + CRF | {_cell(_pct(crf))} |",
-             f"| PSA random walk + CRF (used) | {_cell(_pct(psa))} |"]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(v) -> str:
-    return "–" if v is None else f"{v:.1f}"
-
-
-def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str, extra: str = "") -> None:
-    write_text(md_path, table1_markdown(df, note) + ("\n" + extra if extra else ""))
-    write_text(csv_path, df.to_csv(index=False))
 
 
 def confusion_figure(hist: np.ndarray, classes: list[str], path: str | Path, what: str = "") -> None:

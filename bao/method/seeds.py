@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.cam import minmax_norm, multi_scale_many, transcam_batch_fn
-from bao.classes import CLASSES, NUM_CLASSES
-from bao.data import VOCDataset
-from bao.eval_labels import add_threshold_sweep, sweep_result
-from bao.method import BAONet, build_bao, combine_seed_scores, seed_labels, seed_scores_by_rule
-from bao.metrics import ConfusionMatrix
+from bao.core.classes import CLASSES, NUM_CLASSES
+from bao.data.voc import VOCDataset
+from bao.method.bao import BAONet, build_bao
+from bao.method.readouts import combine_seed_scores, seed_labels, seed_scores_by_rule
+from bao.method.transcam import image_groups, multi_scale_many
 from bao.models.weights import load_trained
+from bao.scoring.metrics import ConfusionMatrix
 
 
 def load_target(params, folder, device) -> BAONet:
@@ -40,18 +40,6 @@ def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp
     return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
 
 
-# images loaded and scored together by the split-wide scorers below (``multi_scale_many`` batches them)
-GROUP = 16
-
-
-def _groups(ds):
-    for start in range(0, len(ds.ids), GROUP):
-        ids = ds.ids[start:start + GROUP]
-        images = [ds.load_image(i) for i in ids]
-        labels = torch.from_numpy(np.stack([ds.label(i) for i in ids]))
-        yield ids, images, labels
-
-
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
     """(21, H, W) seed scores of one image; the seed is their argmax."""
     am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
@@ -76,7 +64,7 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
     model.eval()
     ds = VOCDataset(root, split, masks="gt", ids=ids)
     total = {c: ConfusionMatrix(NUM_CLASSES) for c in combines}
-    for group, images, labels in _groups(ds):
+    for group, images, labels in image_groups(ds):
         maps = multi_scale_many(_seed_fn(model, amp), images, labels, cams_cfg.scales, cams_cfg.flip,
                                 cams_cfg.keep_aspect, device)
         for image_id, image, label, m in zip(group, images, labels.numpy(), maps):
@@ -94,23 +82,3 @@ def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=Non
     return {c: cm.summary(CLASSES) for c, cm in cms.items()}
 
 
-@torch.no_grad()
-def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, identity: float = 0.0) -> dict:
-    """TransCAM's seed on a split at its best background threshold (the oracle: tuned on the ground
-    truth), from CAMs made as make_cams makes them at ``cams_cfg``'s passes; ``model`` is a Conformer.
-    Returns ``{"miou", "best_threshold"}``."""
-    was_training = model.training
-    model.eval()
-    ds = VOCDataset(root, split, masks="gt")
-    thresholds = [round(float(t), 6) for t in thresholds]
-    cms = [ConfusionMatrix(NUM_CLASSES) for _ in thresholds]
-    fn = transcam_batch_fn(model, amp, identity)
-    for group, images, labels in _groups(ds):
-        maps = multi_scale_many(fn, images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
-        for image_id, image, label, cams in zip(group, images, labels.numpy(), maps):
-            keys = np.flatnonzero(label) + 1
-            norm = minmax_norm(cams[keys - 1]).numpy() if len(keys) else cams[:0].numpy()
-            add_threshold_sweep(cms, thresholds, keys, norm, ds.load_mask(image_id, image.shape[:2]))
-    model.train(was_training)
-    res = sweep_result(cms, thresholds, split, len(ds))
-    return {"miou": res["miou"], "best_threshold": res["best_threshold"]}

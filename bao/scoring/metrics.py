@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.classes import IGNORE, NUM_CLASSES
-from bao.io import write_json
+from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.core.io import write_json
 
 
 class ConfusionMatrix:

@@ -1,6 +1,6 @@
 """Score a folder of predictions against a split's ground truth (as TransCAM's evaluation.py).
 
-    python -m bao.eval_labels PRED_DIR --root VOC_ROOT --split train [--json OUT]
+    python -m bao.scoring.labels PRED_DIR --root VOC_ROOT --split train [--json OUT]
 
 * label PNGs (``<id>.png``, class indices, 255 ignored in the ground truth): mIoU and per-class IoU;
 * CAM files (``<id>.npz`` with ``keys`` (foreground class indices) and ``cams`` (K,H,W), or ``<id>.npy``
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.classes import CLASSES, IGNORE, NUM_CLASSES
+from bao.core.classes import CLASSES, IGNORE, NUM_CLASSES
+from bao.core.errors import DataError
+from bao.core.io import load_label_png, write_json
 from bao.data.voc import VOCDataset
-from bao.errors import DataError
-from bao.io import load_label_png, load_npz, write_json
-from bao.metrics import ConfusionMatrix
+from bao.method.cam_labels import load_cam
+from bao.scoring.metrics import ConfusionMatrix
 
 
 def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[str] | None = None) -> dict:
@@ -38,36 +39,6 @@ def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[s
             raise DataError(f"{path}: prediction has class indices above {len(CLASSES) - 1}")
         cm.update(np.where(pred == IGNORE, 0, pred), gt)  # an ignored prediction counts as background
     return {"split": split, "images": len(ds), **cm.summary(CLASSES)}
-
-
-def load_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, cams): foreground class indices (1..20) and their maps (K,H,W) float32."""
-    if path.suffix == ".npz":
-        z = load_npz(path)
-        return z["keys"].astype(np.int64), z["cams"].astype(np.float32)
-    dense = np.load(path, allow_pickle=False).astype(np.float32)
-    if dense.ndim != 3 or dense.shape[0] != len(CLASSES) - 1:
-        raise DataError(f"{path}: expected a (20, H, W) foreground CAM array, got shape {dense.shape}")
-    return np.arange(1, len(CLASSES)), dense
-
-
-def cam_to_label(keys: np.ndarray, cams: np.ndarray, threshold: float) -> np.ndarray:
-    """argmax over [t, CAMs]; ties go to background (the first channel), as np.argmax."""
-    if len(keys) == 0:
-        return np.zeros(cams.shape[1:], np.uint8)
-    best = cams.argmax(0)
-    return np.where(cams.max(0) > threshold, keys[best], 0).astype(np.uint8)
-
-
-def confident_labels(fg_conf: np.ndarray, bg_conf: np.ndarray) -> np.ndarray:
-    """One label map from two CRF-refined seeds: ``fg_conf`` at a high background threshold (its
-    foreground is confident), ``bg_conf`` at a low one (its background is confident). Foreground from
-    ``fg_conf``; background where both say background; the band between ignored (255).
-    TransCAM voc12/data.py VOC12AffDataset (la = 0.60, ha = 0.25); AMN cam_to_ir_label.py."""
-    out = fg_conf.astype(np.uint8).copy()
-    out[fg_conf == 0] = IGNORE
-    out[(fg_conf == 0) & (bg_conf == 0)] = 0
-    return out
 
 
 def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, ids: list[str] | None = None) -> dict:
@@ -131,7 +102,7 @@ def threshold_range(start: float, stop: float, step: float) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bao.eval_labels", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m bao.scoring.labels", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pred_dir")
     ap.add_argument("--root", required=True, help="VOC2012 folder (with SegmentationClass, ImageSets)")

@@ -1,6 +1,6 @@
-"""The Conformer and SeCo ViT configurations by name, torch-free so that params are checked without importing torch
-(``bao.config``); ``bao.models.create_model`` builds them. Official configurations:
-pengzhiliang/Conformer models.py, TransCAM network/conformer_CAM.py Net_ti/sm/bs."""
+"""The Conformer and SeCo ViT configurations by name, torch-free so that params are checked without
+importing torch (``bao.config``); ``bao.models.factory`` and ``bao.models.vit`` build them. Official
+configurations: pengzhiliang/Conformer models.py, TransCAM network/conformer_CAM.py Net_ti/sm/bs."""
 
 CONFORMERS: dict[str, dict] = {
     "conformer_ti": dict(channel_ratio=1, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4),
@@ -11,9 +11,6 @@ CONFORMERS: dict[str, dict] = {
                            mlp_ratio=2),
 }
 
-# PSA's ResNet-38d by name -> channel divisor (bao.models.resnet38): AffinityNet (psa.arch) and
-# MCTformer's resnet38_seg (deeplab.backbone); resnet38d_mini has an eighth of the channels, for mini-VOC
-RESNET38: dict[str, int] = {"resnet38d": 1, "resnet38d_mini": 8}
 
 # SeCo's ViT backbones by name (timm VisionTransformer keyword arguments; bao.models.seco_net).
 # vit_base_patch16_224 is SeCo's (model/backbone/vit.py: LayerNorm eps 1e-6, qkv bias, as timm's)
@@ -22,3 +19,12 @@ SECO_VITS: dict[str, dict] = {
     # a small CPU configuration for mini-VOC: same structure, narrow and 6 blocks deep
     "vit_mini": dict(patch_size=16, embed_dim=96, depth=6, num_heads=3, mlp_ratio=2.0),
 }
+
+
+def check_arch(p: str, arch: str) -> None:
+    from bao.core.errors import ParamsError
+
+    if arch not in CONFORMERS:
+        raise ParamsError(f"{p}.arch: unknown model {arch!r}; known: {sorted(CONFORMERS)}")
+
+

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
 
-from bao.errors import ParamsError
-from bao.io import md5sum
+from bao.core.errors import ParamsError
+from bao.core.io import md5sum
 
 DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
@@ -163,57 +162,3 @@ def resume_key(stage: str, raw_params: dict | None = None) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def in_repo(path: str | Path) -> str | None:
-    """``path`` relative to the project root (the working directory), or None outside it."""
-    try:
-        return Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return None
-
-
-def code_closure(script: str | Path, packages: tuple[str, ...] = ("bao",)) -> list[str]:
-    """The project files a script runs: itself, every project module it imports (transitively, also
-    inside functions), and the ``__init__.py`` of each package on the way; paths relative to the root."""
-    import ast
-
-    def module_file(name: str) -> Path | None:
-        base = Path(*name.split("."))
-        for cand in (base.with_suffix(".py"), base / "__init__.py"):
-            if cand.is_file():
-                return cand
-        return None
-
-    seen: set[Path] = set()
-    todo = [Path(script)]
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        for node in ast.walk(ast.parse(f.read_text(), str(f))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for name in names:
-                if name.split(".")[0] not in packages:
-                    continue
-                parts = name.split(".")
-                for i in range(1, len(parts) + 1):  # a.b.c imports a, a.b, a.b.c
-                    mf = module_file(".".join(parts[:i]))
-                    if mf is not None and mf not in seen:
-                        todo.append(mf)
-    return sorted(p.as_posix() for p in seen)
-
-
-def stage_script(stage: str, raw_params: dict | None = None) -> str:
-    """The ``stages/<name>.py`` a stage's cmd runs."""
-    cmd = resolve(stage, raw_params)["cmd"].split()
-    return next(c for c in cmd if c.endswith(".py"))
-
-
-if __name__ == "__main__":  # python -m bao.pipeline: the code each stage runs, for dvc.yaml's deps
-    for name in stage_names():
-        print(f"{name}: [{', '.join(code_closure(stage_script(name)))}]")

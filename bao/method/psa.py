@@ -14,8 +14,8 @@ import functools
 import numpy as np
 import torch
 
-from bao.cam import to_tensor
-from bao.classes import IGNORE
+from bao.core.classes import IGNORE
+from bao.core.image import to_tensor
 from bao.data.transforms import SeededCrops, color_jitter
 
 

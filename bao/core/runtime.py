@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from bao.io import atomic_file, write_json
+from bao.core.io import atomic_file, safe_load, write_json
 
 
 def select_device(name: str) -> torch.device:
@@ -102,8 +102,6 @@ class Checkpointer:
     def load(self):
         if not self.path.exists():
             return None
-        from bao.models.weights import safe_load
-
         state = safe_load(self.path)
         if state.get("key") != self.key:
             print(f"[resume] {self.path}: written for other params/inputs; starting fresh")

@@ -1,4 +1,5 @@
-"""Class activation maps: attention refinement, normalisation, multi-scale inference.
+"""TransCAM: its loss, class activation maps (attention refinement, normalisation, multi-scale
+inference) and its seed at the oracle background threshold.
 
 References: docs/method.md §2 (eq. 1-5) and §6 (TransCAM's inference, infer_TransCAM.py: fixed
 squares 256/512/768 x flip, upsample each pass to the image size, restrict to the image's classes,
@@ -16,13 +17,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-MEAN = np.array([0.485, 0.456, 0.406])
-STD = np.array([0.229, 0.224, 0.225])
-
-
-def host(t: torch.Tensor) -> torch.Tensor:
-    """The one way out of model code: a detached float32 CPU tensor (``.numpy()`` is safe on it)."""
-    return t.detach().float().cpu()
+from bao.core.classes import NUM_CLASSES
+from bao.core.image import host, to_tensor
+from bao.data.voc import VOCDataset
+from bao.method.norms import minmax_norm
+from bao.scoring.labels import add_threshold_sweep, sweep_result
+from bao.scoring.metrics import ConfusionMatrix
 
 
 def _no_autocast(device_type: str):
@@ -46,28 +46,6 @@ def refine(cam: torch.Tensor, attn: torch.Tensor, identity: float = 0.0) -> torc
     if identity:
         out = out + identity * m
     return out.reshape(b, k, h, w)
-
-
-def max_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """ReLU, then divide each map by its spatial max (docs/method.md §3.1, a decision: before eq. 6)."""
-    x = F.relu(x.float())
-    return x / (x.flatten(-2).amax(-1)[..., None, None] + eps)
-
-
-def minmax_norm(x: torch.Tensor) -> torch.Tensor:
-    """TransCAM's per-class normalisation (infer_TransCAM.py l.69-74): ReLU, then
-    (cam - min - 1e-5) / (max - min + 1e-5) per class over the image."""
-    x = F.relu(x.float())
-    mn = x.flatten(-2).amin(-1)[..., None, None]
-    mx = x.flatten(-2).amax(-1)[..., None, None]
-    return (x - mn - 1e-5) / (mx - mn + 1e-5)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> normalised float32 CHW (ImageNet mean/std on [0, 1] RGB), computed in float64 and
-    rounded once, as TransCAM's and the release's ``imutils.Normalize`` (tool/imutils.py l.202-216)."""
-    x = (image / 255.0 - MEAN.astype(np.float64)) / STD.astype(np.float64)
-    return torch.from_numpy(x.astype(np.float32).transpose(2, 0, 1).copy())
 
 
 def pass_size(h: int, w: int, scale: int, keep_aspect: bool) -> tuple[int, int]:
@@ -147,3 +125,50 @@ def transcam_batch_fn(model, amp_ctx, identity: float = 0.0):
         return cam * fg_masks.to(cam.device)[:, :, None, None]
 
     return fn
+
+
+def cls_loss(out: dict, label: torch.Tensor) -> torch.Tensor:
+    """L_cls (eq. 7), TransCAM's one loss: multi-label soft margin on the sum of the conv head's GAP
+    logits and the class-token logits, over the 20 foreground classes (train_TransCAM.py l.94); fp32."""
+    return F.multilabel_soft_margin_loss((out["logits_conv"] + out["logits_trans"]).float()[:, 1:], label)
+
+
+def present_cams(cams: torch.Tensor, label: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """The image's foreground classes (indices 1..20) and their summed CAMs (K, H, W), min-max
+    normalised per class: what make_cams stores and the oracle seed sweeps."""
+    keys = np.flatnonzero(label) + 1
+    return keys, (minmax_norm(cams[keys - 1]) if len(keys) else cams[:0])
+
+
+# images loaded and scored together by the split-wide scorers (``multi_scale_many`` batches them)
+GROUP = 16
+
+
+def image_groups(ds):
+    """(ids, images, labels (N, 20)) of up to ``GROUP`` images of ``ds`` at a time."""
+    for start in range(0, len(ds.ids), GROUP):
+        ids = ds.ids[start:start + GROUP]
+        images = [ds.load_image(i) for i in ids]
+        labels = torch.from_numpy(np.stack([ds.label(i) for i in ids]))
+        yield ids, images, labels
+
+
+@torch.no_grad()
+def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, identity: float = 0.0) -> dict:
+    """TransCAM's seed on a split at its best background threshold (the oracle: tuned on the ground
+    truth), from CAMs made as make_cams makes them at ``cams_cfg``'s passes; ``model`` is a Conformer.
+    Returns ``{"miou", "best_threshold"}``."""
+    was_training = model.training
+    model.eval()
+    ds = VOCDataset(root, split, masks="gt")
+    thresholds = [round(float(t), 6) for t in thresholds]
+    cms = [ConfusionMatrix(NUM_CLASSES) for _ in thresholds]
+    fn = transcam_batch_fn(model, amp, identity)
+    for group, images, labels in image_groups(ds):
+        maps = multi_scale_many(fn, images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
+        for image_id, image, label, cams in zip(group, images, labels.numpy(), maps):
+            keys, norm = present_cams(cams, label)
+            add_threshold_sweep(cms, thresholds, keys, norm.numpy(), ds.load_mask(image_id, image.shape[:2]))
+    model.train(was_training)
+    res = sweep_result(cms, thresholds, split, len(ds))
+    return {"miou": res["miou"], "best_threshold": res["best_threshold"]}

@@ -1,4 +1,4 @@
-"""Atomic outputs and label-PNG I/O.
+"""Atomic outputs, label-PNG I/O and safe checkpoint loading.
 
 Every stage writes through these helpers, so a failed, killed or disk-full stage leaves either the
 previous complete output or nothing, never a half-written file that DVC would record.
@@ -150,3 +150,23 @@ def load_npz(path: str | Path) -> dict:
     """Load arrays saved by ``save_npz``; pickled objects are refused (untrusted files)."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def safe_load(path: str | Path, map_location="cpu"):
+    """``torch.load(weights_only=True)``: a checkpoint carrying pickled objects is refused."""
+    import pickle
+
+    import torch
+
+    from bao.core.errors import CheckpointError
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain "
+                              f"containers (weights_only=True): {str(e).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None

@@ -5,6 +5,7 @@
 
 Development tooling (tests/test_graph.py checks dvc.yaml with it); no stage imports it.
 """
+
 from __future__ import annotations
 
 import re
@@ -90,7 +91,9 @@ def write_deps(dvc_yaml: Path = Path("dvc.yaml")) -> bool:
         new = ", ".join(stages[name] + rest)
         wrapped = textwrap.fill(new, 110, subsequent_indent=" " * 8, break_long_words=False, break_on_hyphens=False)
         comments = "".join(re.findall(r"[ ]*#[^\n]*", m.group(2)))
-        out.append(text[pos:start + m.start()] + m.group(1) + "[" + wrapped + "]" + (comments and "  " + comments.strip()))
+        out.append(
+            text[pos : start + m.start()] + m.group(1) + "[" + wrapped + "]" + (comments and "  " + comments.strip())
+        )
         pos = start + m.end()
     new_text = "".join(out) + text[pos:]
     if new_text != text:

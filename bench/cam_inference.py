@@ -1,24 +1,25 @@
 """CAM inference: images/s and peak memory per scale, block-by-block attention accumulation vs
 stacking every block's attention (TransCAM's way), and the flipped pair batched vs one at a time.
 
-    python bench/cam_inference.py [--arch conformer_s] [--scales 256 512 768] [--device auto] [--json out]
+    python -m bench.cam_inference [--arch conformer_s] [--scales 256 512 768] [--device auto] [--json out]
 """
+
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-from common import peak_memory_mb, print_table, reset_peak, run_variant, stacked_attention, timed  # noqa: E402
+from bench.common import peak_memory_mb, print_table, reset_peak, run_variant, stacked_attention, timed
 
 
 def child(arch, scale, mode, device, repeats):
     from bao.method.transcam import refine
     from bao.models.factory import create_model
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     model = create_model(arch).to(dev).eval()
     x = torch.randn(2, 3, scale, scale, device=dev)  # an image and its flip
     reset_peak(dev)
@@ -27,7 +28,7 @@ def child(arch, scale, mode, device, repeats):
         with torch.no_grad():
             if mode == "one-at-a-time":
                 for i in range(2):
-                    o = model(x[i:i + 1], need_attn=True)
+                    o = model(x[i : i + 1], need_attn=True)
                     refine(o["cam"], o["attn"])
             elif mode == "stacked":
                 o, attn = stacked_attention(model, x)
@@ -57,12 +58,32 @@ def main():
     for s in a.scales:
         base = None
         for mode in ("block-by-block", "stacked", "one-at-a-time"):
-            r = run_variant(__file__, ["--arch", a.arch, "--scale", str(s), "--mode", mode, "--device", a.device,
-                                       "--repeats", str(a.repeats)])
+            r = run_variant(
+                __file__,
+                [
+                    "--arch",
+                    a.arch,
+                    "--scale",
+                    str(s),
+                    "--mode",
+                    mode,
+                    "--device",
+                    a.device,
+                    "--repeats",
+                    str(a.repeats),
+                ],
+            )
             base = base or r
-            rows.append({"scale": s, "attention": mode, "device": r["device"], "images/s (pair)": r["images_per_s"],
-                         "peak MB (inference)": r["peak_mb"],
-                         "peak vs block-by-block": round(r["peak_mb"] / base["peak_mb"], 2)})
+            rows.append(
+                {
+                    "scale": s,
+                    "attention": mode,
+                    "device": r["device"],
+                    "images/s (pair)": r["images_per_s"],
+                    "peak MB (inference)": r["peak_mb"],
+                    "peak vs block-by-block": round(r["peak_mb"] / base["peak_mb"], 2),
+                }
+            )
     print_table(rows, f"CAM inference, {a.arch}, one image + its flip per pass")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -1,5 +1,6 @@
 """Helpers for the benchmarks: each variant runs in a fresh subprocess so its peak memory
 (max RSS on CPU, max allocated on CUDA) is its own."""
+
 from __future__ import annotations
 
 import json

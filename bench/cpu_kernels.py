@@ -1,6 +1,6 @@
 """Which CPU kernels make results machine-specific, and what pinning them costs.
 
-    python bench/cpu_kernels.py [--repeats 5] [--json out.json]
+    python -m bench.cpu_kernels [--repeats 5] [--json out.json]
 
 PyTorch on x86 picks kernels by instruction set at run time: oneDNN convolutions (``ONEDNN_MAX_CPU_ISA``),
 MKL matrix products (``MKL_CBWR``) and ATen's vectorised reductions and softmax (``ATEN_CPU_CAPABILITY``).
@@ -10,6 +10,7 @@ and a plain 3x3 convolution with the weight gradient, a linear layer, a softmax 
 operations of the pipeline's networks), with an md5 of each result and the time of one forward and
 backward pass of ``resnet10t`` (the mini DeepLab's backbone) at batch 8, crop 96.
 """
+
 import argparse
 import json
 import os
@@ -17,9 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import print_table  # noqa: E402
+from bench.common import print_table
 
 PIN_AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 SETTINGS = {  # name -> environment added to the process
@@ -59,8 +58,13 @@ def main():
     rows, base = [], None
     for name, extra in SETTINGS.items():
         env = {k: v for k, v in os.environ.items() if k not in PIN_AVX2}
-        r = subprocess.run([sys.executable, "-c", PROBE, str(a.repeats)], env={**env, **extra},
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", PROBE, str(a.repeats)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out = json.loads(r.stdout.strip().splitlines()[-1])
         base = base or out
         row = {"setting": name, "ATen": out.pop("capability")}

@@ -1,23 +1,23 @@
 """Dense CRF (make_masks' label CRF, 10 iterations) images/s against the number of worker processes,
 on VOC-sized synthetic images (the same process pool as the stage: bao.infer.run_split).
 
-    python bench/crf_workers.py [--images 16] [--size 375 500] [--workers 1 2] [--json out]
+    python -m bench.crf_workers [--images 16] [--size 375 500] [--workers 1 2] [--json out]
 """
+
 import argparse
 import json
-import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from common import print_table  # noqa: E402
+from bench.common import print_table
 
-CFG = dict(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
-           iterations=10)
+CFG = dict(
+    gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10
+)
 
 
 def make_work(out_dir, h, w):
@@ -32,7 +32,7 @@ def make_work(out_dir, h, w):
         rng = np.random.default_rng(int(image_id))
         img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         seed = np.zeros((h, w), np.uint8)
-        seed[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1 + int(image_id) % 20
+        seed[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1 + int(image_id) % 20
         save_label_png(Path(out_dir) / f"{image_id}.png", crf_labels(img, seed, cfg))
 
     return work

@@ -1,17 +1,15 @@
 """Data loading: TransCAM training crops per second with 0, 1, 2 ... loader workers, to check that
 the configured ``base.num_workers`` keeps up with the GPU.
 
-    python bench/data_loading.py [--root data/VOC2012] [--crop 512] [--workers 0 1 2] [--batches 20]
+    python -m bench.data_loading [--root data/VOC2012] [--crop 512] [--workers 0 1 2] [--batches 20]
 """
+
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import print_table  # noqa: E402
+from bench.common import print_table
 
 
 def main():

@@ -3,35 +3,34 @@ mini-VOC's train split, one image at a time vs images batched per pass size (``b
 and whether both give the same mIoUs. Also TransCAM's threshold sweep, one ``bincount`` per threshold
 vs one histogram for all (``bao.eval_labels.add_threshold_sweep``), ms per image and whether they agree.
 
-    python bench/epoch_scoring.py [--root data/VOC2012] [--scale 128] [--threads 2] [--repeats 2]
+    python -m bench.epoch_scoring [--root data/VOC2012] [--scale 128] [--threads 2] [--repeats 2]
 
 Random-initialised mini networks (the time does not depend on the weights); without ``--root`` a
 mini-VOC of the default size is generated in a temporary folder.
 """
+
 import argparse
 import contextlib
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from common import print_table  # noqa: E402
-
-import bao.cam  # noqa: E402
-from bao.config.schema import load_params  # noqa: E402
-from bao.core.classes import IGNORE, NUM_CLASSES  # noqa: E402
-from bao.method.bao import build_bao  # noqa: E402
+import bao.method.transcam
+from bao.config.schema import load_params
+from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.method.bao import build_bao
 from bao.method.readouts import READOUTS
 from bao.method.seeds import seed_mious
-from bao.method.transcam import transcam_oracle  # noqa: E402
-from bao.scoring.labels import add_threshold_sweep, threshold_range  # noqa: E402
-from bao.scoring.metrics import ConfusionMatrix  # noqa: E402
+from bao.method.transcam import transcam_oracle
+from bao.scoring.labels import add_threshold_sweep, threshold_range
+from bao.scoring.metrics import ConfusionMatrix
+from bench.common import print_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def per_threshold_sweep(cms, thresholds, keys, cams, gt):
@@ -42,7 +41,7 @@ def per_threshold_sweep(cms, thresholds, keys, cams, gt):
     cls = keys[cams.argmax(0)[keep]]
     for t, cm in zip(thresholds, cms):
         p = np.where(mx > t, cls, 0)
-        cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+        cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
 
 
 def timed(fn, repeats):
@@ -70,31 +69,46 @@ def main():
 
             m = params.data.mini
             root = Path(tmp) / "VOC2012"
-            minivoc.generate(root, num_train=m.num_train, num_val=m.num_val, num_test=m.num_test,
-                             num_aug=m.num_aug, min_side=m.min_side, max_side=m.max_side, seed=params.base.seed)
+            minivoc.generate(
+                root,
+                num_train=m.num_train,
+                num_val=m.num_val,
+                num_test=m.num_test,
+                num_aug=m.num_aug,
+                min_side=m.min_side,
+                max_side=m.max_side,
+                seed=params.base.seed,
+            )
             build_label_file(root)
         torch.manual_seed(0)
         model = build_bao(params).eval()
         quick = SimpleNamespace(scales=[a.scale], flip=True, keep_aspect=False)
         thresholds = threshold_range(*params.cams.thresholds)
         scorers = {
-            "BAO: every readout (train_bao)": lambda: seed_mious(model, root, "train", quick, READOUTS, "cpu",
-                                                                 contextlib.nullcontext),
+            "BAO: every readout (train_bao)": lambda: seed_mious(
+                model, root, "train", quick, READOUTS, "cpu", contextlib.nullcontext
+            ),
             "TransCAM: oracle seed (train_transcam)": lambda: transcam_oracle(
-                model.backbone, root, "train", quick, thresholds, "cpu", contextlib.nullcontext),
+                model.backbone, root, "train", quick, thresholds, "cpu", contextlib.nullcontext
+            ),
         }
         rows = []
-        default = bao.cam.BATCH_PIXELS
+        default = bao.method.transcam.BATCH_PIXELS
         for name, fn in scorers.items():
             res = {}
             for way, pixels in (("one image at a time", 1), ("batched per pass size", default)):
-                bao.cam.BATCH_PIXELS = pixels  # 1 pixel: one image (and its flip) per forward, as multi_scale
+                bao.method.transcam.BATCH_PIXELS = (
+                    pixels  # 1 pixel: one image (and its flip) per forward, as multi_scale
+                )
                 sec, res[way] = timed(fn, a.repeats)
                 rows.append({"scorer": name, "way": way, "s / pass": round(sec, 2)})
-            bao.cam.BATCH_PIXELS = default
+            bao.method.transcam.BATCH_PIXELS = default
             a_, b_ = res.values()
-            same = ({k: v["miou"] for k, v in a_.items()} == {k: v["miou"] for k, v in b_.items()}
-                    if "miou" not in a_ else a_ == b_)
+            same = (
+                {k: v["miou"] for k, v in a_.items()} == {k: v["miou"] for k, v in b_.items()}
+                if "miou" not in a_
+                else a_ == b_
+            )
             rows[-1]["same mIoUs"] = rows[-2]["same mIoUs"] = same
         print_table(rows, f"per-epoch scoring on train at {a.scale} px x flip, {a.threads} thread(s), random weights")
 

@@ -18,8 +18,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 nproc
 data=/tmp/bao-rehearsal
 rm -rf "$data"
-PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} python3 scripts/other_voc.py "$data" --train 48 --val 16 --test 4 --aug 48 \
+PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} python3 -m scripts.other_voc "$data" --train 48 --val 16 --test 4 --aug 48 \
   --min-side 320 --max-side 500
-python3 bench/rehearse.py --rehearsal gpu --folder "$data/VOCdevkit" --work /tmp/bao-rehearsal-work \
+python3 -m bench.rehearse --rehearsal gpu --folder "$data/VOCdevkit" --work /tmp/bao-rehearsal-work \
   --json "$out/rehearsal.json" 2>&1 | tee "$out/rehearsal.txt"
 cp /tmp/bao-rehearsal-work/metrics/table1.md "$out/table1.md"

@@ -4,22 +4,19 @@ an assumed sustained bf16 throughput, CRF stages from their seconds per image me
 photographs (the sample photographs matplotlib ships), divided by the cores of the target machine.
 `bash bench/gpu.sh` measures instead, on a GPU.
 
-    python bench/paper_hours.py [--tflops 250 100] [--cores 16] [--json out]
+    python -m bench.paper_hours [--tflops 250 100] [--cores 16] [--json out]
 """
+
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common import print_table  # noqa: E402
-from rehearse import PAPER, compose, paper_units  # noqa: E402
+from bench.common import print_table
+from bench.rehearse import PAPER, compose, paper_units
 
 
 def flops(fn) -> float:
@@ -67,6 +64,7 @@ def gpu_flops(p: dict) -> dict:
             # L_pcl's own FLOPs are a few per pixel (and data-dependent, which meta tensors cannot run):
             # a mean over the AM stands in for it, the backward through the network is the same
             (cls_loss(out, y) + out["am"].float().mean()).backward()
+
         return step
 
     def passes(model, scales, label=False):
@@ -75,6 +73,7 @@ def gpu_flops(p: dict) -> dict:
                 for s in scales:
                     x = torch.randn(2, 3, s, s)  # the image and its flip
                     model(x, torch.zeros(2, 20)) if label else model(x, need_attn=True)
+
         return run
 
     def train_deeplab():
@@ -98,7 +97,7 @@ def gpu_flops(p: dict) -> dict:
         with torch.no_grad(), torch.device("meta"):
             affinity(torch.randn(1, 3, 376, 504))
         n = 63 * 47
-        return 2 * n ** 3 * p["psa"]["logt"] + 2 * 21 * n * n
+        return 2 * n**3 * p["psa"]["logt"] + 2 * 21 * n * n
 
     s = p["seco"]
     with torch.device("meta"):
@@ -131,18 +130,27 @@ def gpu_flops(p: dict) -> dict:
     # the exact dense energy (bao.seco.bilateral_apply) per image: cdist (3 FLOPs x 5 features), exp,
     # and the (N, N) x (N, 21) product, N pixels at the energy's scale
     n_px = int(sc * s["energy"]["scale"]) ** 2
-    seco_energy = sb * n_px ** 2 * (3 * 5 + 1 + 2 * 21)
+    seco_energy = sb * n_px**2 * (3 * 5 + 1 + 2 * 21)
 
     cams = p["cams"]["scales"]
     quick = p["bao"]["epoch_eval_scales"] or cams
-    return {"train_transcam": flops(train_transcam), "train_bao": flops(train_bao(True)),
-            "train_bao_amn": flops(train_bao(False)), "make_cams": flops(passes(conformer, cams)),
-            "make_seeds": flops(passes(bao, cams, True)), "eval_quick": flops(passes(bao, quick, True)),
-            "eval_full": flops(passes(bao, cams, True)), "train_deeplab": flops(train_deeplab),
-            "evaluate": flops(evaluate), "train_affinity": flops(train_affinity),
-            "random_walk": flops(random_walk) + random_walk(), "train_seco": flops(train_seco) + seco_energy,
-            "seco_seed": flops(lambda: seco_cams(s["seed_scales"], 1)),
-            "seco_mask": flops(lambda: seco_cams(s["mask_scales"], 1)), "evaluate_seco": flops(seco_seg)}
+    return {
+        "train_transcam": flops(train_transcam),
+        "train_bao": flops(train_bao(True)),
+        "train_bao_amn": flops(train_bao(False)),
+        "make_cams": flops(passes(conformer, cams)),
+        "make_seeds": flops(passes(bao, cams, True)),
+        "eval_quick": flops(passes(bao, quick, True)),
+        "eval_full": flops(passes(bao, cams, True)),
+        "train_deeplab": flops(train_deeplab),
+        "evaluate": flops(evaluate),
+        "train_affinity": flops(train_affinity),
+        "random_walk": flops(random_walk) + random_walk(),
+        "train_seco": flops(train_seco) + seco_energy,
+        "seco_seed": flops(lambda: seco_cams(s["seed_scales"], 1)),
+        "seco_mask": flops(lambda: seco_cams(s["mask_scales"], 1)),
+        "evaluate_seco": flops(seco_seg),
+    }
 
 
 PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # photographs in matplotlib's sample data
@@ -170,7 +178,7 @@ def seed_on(img: np.ndarray) -> np.ndarray:
     grey = img.astype(np.float32).mean(2)
     lab = np.zeros((h, w), np.uint8)
     centre = np.zeros((h, w), bool)
-    centre[h // 6: 5 * h // 6, w // 6: 5 * w // 6] = True
+    centre[h // 6 : 5 * h // 6, w // 6 : 5 * w // 6] = True
     lo, hi = np.quantile(grey[centre], [1 / 3, 2 / 3])
     lab[centre & (grey >= hi)] = 15
     lab[centre & (grey <= lo)] = 9
@@ -203,47 +211,77 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
         lab = seed_on(img)
         onehot = (lab[None] == np.arange(21)[:, None, None]).astype(np.float32)
         probs = 0.7 * onehot + 0.3 / 21
-        row = {"photograph": name, "size": f"{img.shape[0]}x{img.shape[1]}",
-               "label (3)": timed(lambda: crf_labels(img, lab, label_cfg)),
-               "label (21)": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),
-               "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg)),
-               "SeCo test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), seco_cfg))}
+        row = {
+            "photograph": name,
+            "size": f"{img.shape[0]}x{img.shape[1]}",
+            "label (3)": timed(lambda: crf_labels(img, lab, label_cfg)),
+            "label (21)": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),
+            "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg)),
+            "SeCo test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), seco_cfg)),
+        }
         if n_mask:
             row[f"label ({n_mask})"] = timed(lambda: crf_labels(img, lab, label_cfg, n_labels=n_mask))
         rows.append(row)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("photograph", "size")}
-    crf = {"label": mean["label (3)"], "label21": mean["label (21)"], "test": mean["test (21)"],
-           "seco_test": mean["SeCo test (21)"],
-           "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"], "mask_labels": n_mask or "present"}
+    crf = {
+        "label": mean["label (3)"],
+        "label21": mean["label (21)"],
+        "test": mean["test (21)"],
+        "seco_test": mean["SeCo test (21)"],
+        "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"],
+        "mask_labels": n_mask or "present",
+    }
     return crf, [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tflops", type=float, nargs="+", default=[100.0, 30.0],
-                    help="assumed sustained bf16 TFLOP/s (H100 SXM dense peak: 989)")
+    ap.add_argument(
+        "--tflops",
+        type=float,
+        nargs="+",
+        default=[100.0, 30.0],
+        help="assumed sustained bf16 TFLOP/s (H100 SXM dense peak: 989)",
+    )
     ap.add_argument("--cores", type=int, default=16)
     ap.add_argument("--json")
     a = ap.parse_args()
     p = compose(None)
     f = gpu_flops(p)
     crf, photo_rows = crf_seconds(p)
-    print_table(photo_rows, f"Dense CRF, seconds per image on one core here (masks.crf and evaluate.crf of the "
-                            f"paper setting: {p['masks']['crf']['iterations']} and {p['evaluate']['crf']['iterations']} "
-                            f"iterations)")
+    print_table(
+        photo_rows,
+        f"Dense CRF, seconds per image on one core here (masks.crf and evaluate.crf of the "
+        f"paper setting: {p['masks']['crf']['iterations']} and {p['evaluate']['crf']['iterations']} "
+        f"iterations)",
+    )
     n_aug, n_train = PAPER["train_aug"], PAPER["train"]
     epochs = p["bao"]["epochs"]
     eval_flops = n_train * (epochs * f["eval_quick"] + f["eval_full"])  # Figure 4's scoring per variant
     rows = []
 
     def gpu(stage, total_flops, note):
-        rows.append({"stage": stage, "kind": "GPU", "work": note, "PFLOP": round(total_flops / 1e15, 1),
-                     **{f"h @ {t:g} TFLOP/s": round(total_flops / (t * 1e12) / 3600, 2) for t in a.tflops}})
+        rows.append(
+            {
+                "stage": stage,
+                "kind": "GPU",
+                "work": note,
+                "PFLOP": round(total_flops / 1e15, 1),
+                **{f"h @ {t:g} TFLOP/s": round(total_flops / (t * 1e12) / 3600, 2) for t in a.tflops},
+            }
+        )
 
     def cpu(stage, seconds, note):
         h = round(seconds / a.cores / 3600, 2)
-        rows.append({"stage": stage, "kind": f"CPU x{a.cores}", "work": note, "PFLOP": "-",
-                     **{f"h @ {t:g} TFLOP/s": h for t in a.tflops}})
+        rows.append(
+            {
+                "stage": stage,
+                "kind": f"CPU x{a.cores}",
+                "work": note,
+                "PFLOP": "-",
+                **{f"h @ {t:g} TFLOP/s": h for t in a.tflops},
+            }
+        )
 
     steps = paper_units("train_transcam", p)[1]
     gpu("train_transcam", steps * f["train_transcam"], f"{steps} steps")
@@ -263,28 +301,44 @@ def main():
     gpu("random_walk", n_aug * f["random_walk"], f"{n_aug} images: features + T^128 (N = 2961)")
     cpu("random_walk (CRF)", n_aug * crf["label21"], f"{n_aug} label CRFs (21 labels)")
     for src in ("bao", "transcam"):
-        gpu(f"train_deeplab@{src}", p["deeplab"]["iterations"] * f["train_deeplab"], f"{p['deeplab']['iterations']} steps")
+        gpu(
+            f"train_deeplab@{src}",
+            p["deeplab"]["iterations"] * f["train_deeplab"],
+            f"{p['deeplab']['iterations']} steps",
+        )
     for stage, n in (("evaluate", PAPER["val"] + PAPER["test"]), ("evaluate_transcam", PAPER["val"])):
         passes = len(p["evaluate"]["scales"]) * (2 if p["evaluate"]["flip"] else 1)
         gpu(stage, n * f["evaluate"], f"{n} images x {passes} passes")
         cpu(f"{stage} (CRF)", n * crf["test"], f"{n} test CRFs")
     seco_steps = paper_units("train_seco", p)[1]
     n_passes = -(-seco_steps // (n_aug // p["seco"]["batch_size"]))  # the seed scored after each pass
-    gpu("train_seco", seco_steps * f["train_seco"] + n_passes * n_train * f["seco_seed"],
-        f"{seco_steps} steps + the seed per pass")
-    gpu("make_seco_labels", n_train * (f["seco_seed"] + f["seco_mask"]),
-        f"{n_train} images x {2 * (len(p['seco']['seed_scales']) + len(p['seco']['mask_scales']))} passes")
+    gpu(
+        "train_seco",
+        seco_steps * f["train_seco"] + n_passes * n_train * f["seco_seed"],
+        f"{seco_steps} steps + the seed per pass",
+    )
+    gpu(
+        "make_seco_labels",
+        n_train * (f["seco_seed"] + f["seco_mask"]),
+        f"{n_train} images x {2 * (len(p['seco']['seed_scales']) + len(p['seco']['mask_scales']))} passes",
+    )
     cpu("make_seco_labels (CRF)", n_train * crf["label21"], f"{n_train} label CRFs (21 labels)")
-    gpu("evaluate_seco", PAPER["val"] * f["evaluate_seco"],
-        f"{PAPER['val']} images x {2 * len(p['seco']['seg_scales'])} passes")
+    gpu(
+        "evaluate_seco",
+        PAPER["val"] * f["evaluate_seco"],
+        f"{PAPER['val']} images x {2 * len(p['seco']['seg_scales'])} passes",
+    )
     cpu("evaluate_seco (CRF)", PAPER["val"] * crf["seco_test"], f"{PAPER['val']} test CRFs")
     total = {k: round(sum(r[k] for r in rows), 2) for k in rows[0] if k.startswith("h @")}
     rows.append({"stage": "total", "kind": "", "work": "", "PFLOP": "", **total})
-    print_table(rows, f"Paper run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "
-                      f"CRF on photographs: {crf['label']:.2f} s per label CRF over the seed's labels, "
-                      f"{crf['label21']:.2f} over 21, {crf['mask']:.2f} over {crf['mask_labels']} (masks), "
-                      f"{crf['test']:.2f} s per test CRF on one core here, "
-                      f"/ {a.cores} cores)")
+    print_table(
+        rows,
+        f"Paper run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "
+        f"CRF on photographs: {crf['label']:.2f} s per label CRF over the seed's labels, "
+        f"{crf['label21']:.2f} over 21, {crf['mask']:.2f} over {crf['mask_labels']} (masks), "
+        f"{crf['test']:.2f} s per test CRF on one core here, "
+        f"/ {a.cores} cores)",
+    )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 

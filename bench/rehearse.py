@@ -4,11 +4,12 @@ run every stage script of dvc.yaml in order in a work folder, and print, from th
 the stages write (seconds per training step, per image), each stage's estimated hours at the paper's
 counts and the total.
 
-    python bench/rehearse.py --rehearsal gpu --folder /data/small/VOCdevkit --work /tmp/rehearsal [--json out]
+    python -m bench.rehearse --rehearsal gpu --folder /data/small/VOCdevkit --work /tmp/rehearsal [--json out]
 
 The stage code is the same as under ``dvc exp run -S +experiment=paper -S +rehearsal=cpu`` (the CI
 rehearsal); only the orchestration differs.
 """
+
 import argparse
 import json
 import os
@@ -21,11 +22,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.common import print_table
 
-from common import print_table  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # the paper run's counts (docs/method.md §7): images, and the steps the recipes imply
 PAPER = {"train_aug": 10582, "train": 1464, "val": 1449, "test": 1456}
@@ -121,12 +120,25 @@ def main():
                 else:  # Figure 4's scoring per train image: the quick protocol at epochs 0..n-1, the full one last
                     per_image = (evals[0] * paper["bao"]["epochs"] + evals[-1]) / n_train
                     hours += per_image * PAPER["train"] / 3600
-        rows.append({"stage": stage, "rehearsal s": round(wall, 1), "timed": "; ".join(t.split(": ", 1)[1] for t in timing),
-                     "paper units": f"{n} {unit}s" if timing else "-",
-                     "est. hours": round(hours, 2) if hours is not None else "-"})
+        rows.append(
+            {
+                "stage": stage,
+                "rehearsal s": round(wall, 1),
+                "timed": "; ".join(t.split(": ", 1)[1] for t in timing),
+                "paper units": f"{n} {unit}s" if timing else "-",
+                "est. hours": round(hours, 2) if hours is not None else "-",
+            }
+        )
         total += hours or 0.0
-    rows.append({"stage": "total", "rehearsal s": round(sum(r["rehearsal s"] for r in rows), 1), "timed": "",
-                 "paper units": "", "est. hours": round(total, 2)})
+    rows.append(
+        {
+            "stage": "total",
+            "rehearsal s": round(sum(r["rehearsal s"] for r in rows), 1),
+            "timed": "",
+            "paper units": "",
+            "est. hours": round(total, 2),
+        }
+    )
     print_table(rows, f"Paper setting: rehearsal '{a.rehearsal}' and estimated hours at the paper's counts")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -1,9 +1,10 @@
 """Wall time of each stage of the pipeline (forced, in DAG order): `dvc repro -f -s <stage>`.
 
-    python bench/repro_time.py [--json out] [--skip pretrain ...]
+    python -m bench.repro_time [--json out] [--skip pretrain ...]
 
 `--skip` leaves a stage out (e.g. `pretrain`, whose output a clone finds current).
 """
+
 import argparse
 import json
 import subprocess
@@ -11,9 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import print_table  # noqa: E402
+from bench.common import print_table
 
 
 def stage_order() -> list[str]:

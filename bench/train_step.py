@@ -3,18 +3,17 @@ fused attention (SDPA) vs explicit attention where no weights are needed, fp32 v
 channels_last on CUDA. BAO's extra cost over TransCAM is the target forward (no_grad: no activations
 kept) and the explicit attention both networks need for eq. 5.
 
-    python bench/train_step.py [--arch conformer_s] [--crop 512] [--batch 8] [--device auto] [--json out]
+    python -m bench.train_step [--arch conformer_s] [--crop 512] [--batch 8] [--device auto] [--json out]
 """
+
 import argparse
 import contextlib
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-from common import peak_memory_mb, print_table, reset_peak, run_variant, timed  # noqa: E402
+from bench.common import peak_memory_mb, print_table, reset_peak, run_variant, timed
 
 
 def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
@@ -24,12 +23,16 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     from bao.method.transcam import cls_loss
     from bao.models.factory import create_model
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     torch.manual_seed(0)
     x = torch.randn(batch, 3, crop, crop, device=dev)
     y = (torch.rand(batch, 20, device=dev) < 0.1).float()
     y[:, 0] = 1
-    ctx = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp and dev.type == "cuda" else contextlib.nullcontext
+    ctx = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp and dev.type == "cuda" else contextlib.nullcontext
+    )
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if mode.startswith("transcam"):
         model = create_model(arch).to(dev, memory_format=fmt).train()
@@ -61,7 +64,9 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
         torch.cuda.synchronize()
     reset_peak(dev)
     dt = timed(step, repeats, dev)
-    print(json.dumps({"images_per_s": round(batch / dt, 2), "peak_mb": round(peak_memory_mb(dev), 1), "device": dev.type}))
+    print(
+        json.dumps({"images_per_s": round(batch / dt, 2), "peak_mb": round(peak_memory_mb(dev), 1), "device": dev.type})
+    )
 
 
 def main():
@@ -82,20 +87,48 @@ def main():
     cuda = torch.cuda.is_available() and a.device != "cpu"
     variants = [("transcam-sdpa", False, False), ("transcam-explicit", False, False), ("bao", False, False)]
     if cuda:
-        variants += [("transcam-sdpa", True, False), ("bao", True, False), ("transcam-sdpa", True, True),
-                     ("bao", True, True)]
+        variants += [
+            ("transcam-sdpa", True, False),
+            ("bao", True, False),
+            ("transcam-sdpa", True, True),
+            ("bao", True, True),
+        ]
     rows, ref = [], {}
     for mode, amp, cl in variants:
-        args = ["--arch", a.arch, "--crop", str(a.crop), "--batch", str(a.batch), "--mode", mode,
-                "--device", a.device, "--repeats", str(a.repeats)] + (["--amp"] if amp else []) + (["--channels-last"] if cl else [])
+        args = (
+            [
+                "--arch",
+                a.arch,
+                "--crop",
+                str(a.crop),
+                "--batch",
+                str(a.batch),
+                "--mode",
+                mode,
+                "--device",
+                a.device,
+                "--repeats",
+                str(a.repeats),
+            ]
+            + (["--amp"] if amp else [])
+            + (["--channels-last"] if cl else [])
+        )
         r = run_variant(__file__, args)
         key = (amp, cl)
         if mode == "transcam-sdpa":
             ref[key] = r
         base = ref.get(key, r)
-        rows.append({"step": mode, "precision": "bf16" if amp else "fp32", "channels_last": cl, "device": r["device"],
-                     "images/s": r["images_per_s"], "peak MB": r["peak_mb"],
-                     "time vs transcam-sdpa": round(base["images_per_s"] / r["images_per_s"], 2)})
+        rows.append(
+            {
+                "step": mode,
+                "precision": "bf16" if amp else "fp32",
+                "channels_last": cl,
+                "device": r["device"],
+                "images/s": r["images_per_s"],
+                "peak MB": r["peak_mb"],
+                "time vs transcam-sdpa": round(base["images_per_s"] / r["images_per_s"], 2),
+            }
+        )
     print_table(rows, f"Training step, {a.arch}, batch {a.batch}, crop {a.crop}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))

@@ -1,7 +1,7 @@
 """Which of BAO's components gain or lose seed points: the Share+EMA target trained three ways from the
 same TransCAM start, for each given run (docs/results.md "Which component loses the points").
 
-    python scripts/bao_components.py REV [REV ...]     # -> metrics/bao_components.{json,md}
+    python -m scripts.bao_components REV [REV ...]     # -> metrics/bao_components.{json,md}
 
 Each REV is a commit or experiment (e.g. the five-seed experiments of scripts/seed_variance.py) whose
 TransCAM checkpoint (``models/transcam``) is in DVC's cache. For each REV, in a temporary copy of this
@@ -18,6 +18,7 @@ beside the REV's TransCAM seed at its best threshold; the json also keeps the pe
 ``camsfg_ambg`` curves of each training. Two runs at a time, one thread each
 (``--threads``): the numbers depend on the thread count like every CPU training here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,18 +34,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bao.core.io import write_json, write_text
 
-from bao.core.io import write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = {"release": {}, "head": {"bao.pcl_grad": "head"}, "no_pcl": {"bao.l_pcl": 0.0}}
 READOUTS = ("camsfg_ambg", "cam", "am_bg", "am")
 
 
 def git_show(rev: str, path: str) -> str:
-    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
 
 def cached_dir(md5: str) -> list[tuple[str, Path]]:
@@ -84,16 +83,22 @@ def run_one(rev: str, seed: int, transcam: list, config: str, threads: int) -> d
         out.mkdir(parents=True, exist_ok=True)
         for rel, src in transcam:
             shutil.copyfile(src, out / rel)
-        for cmd in (["stages/check_params.py"], ["stages/prepare_data.py"], ["stages/train_bao.py", "share+ema"],
-                    ["stages/make_seeds.py"]):
+        for cmd in (["check_params"], ["prepare_data"], ["train_bao", "share+ema"], ["make_seeds"]):
+            # stages run as modules since the layered layout; a revision before it runs them as scripts
+            name = ["-m", f"stages.{cmd[0]}"] if (work / "stages" / "__init__.py").exists() else [f"stages/{cmd[0]}.py"]
+            cmd = [*name, *cmd[1:]]
             r = subprocess.run([sys.executable, *cmd], cwd=work, env=env, capture_output=True, text=True)
             if r.returncode:
                 raise SystemExit(f"{rev} {config}: {' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
         miou = json.loads((work / "metrics" / "seed_ablation.json").read_text())["miou"]
         # the per-epoch curves of the training (at bao.epoch_eval_scales), as Figure 4 logs them
         curve = pd.read_csv(work / "metrics" / "bao" / "share+ema.csv")
-        return {**miou, "per_epoch": {c: [None if pd.isna(v) else round(v, 4) for v in curve[f"miou_{c}"]]
-                                      for c in ("cam", "camsfg_ambg")}}  # epoch 0: no AM yet (None)
+        return {
+            **miou,
+            "per_epoch": {
+                c: [None if pd.isna(v) else round(v, 4) for v in curve[f"miou_{c}"]] for c in ("cam", "camsfg_ambg")
+            },
+        }  # epoch 0: no AM yet (None)
 
 
 def main(argv=None) -> None:
@@ -123,20 +128,29 @@ def write_table(table: dict, out: str, threads: int) -> str:
     """metrics/bao_components.{json,md}: per base.seed, TransCAM's seed and every readout of each config."""
     write_json(Path(out + ".json"), table)
     shown = [(c, r) for c in CONFIGS for r in READOUTS if not (c == "no_pcl" and r != "cam")]
-    lines = [f"BAO's Share+EMA target trained three ways from each seed's TransCAM start (`python "
-             f"scripts/bao_components.py`, {threads} thread(s) per run); seed mIoU % on train, full protocol. "
-             "`camsfg_ambg` is BAO's seed; `cam` is eq. 6 on the target's CAM. TransCAM: its seed at the best "
-             "threshold.", "",
-             "| base.seed | TransCAM | " + " | ".join(f"{c}: {r}" for c, r in shown) + " |",
-             "|---" * (2 + len(shown)) + "|"]
+    lines = [
+        f"BAO's Share+EMA target trained three ways from each seed's TransCAM start (`python "
+        f"scripts/bao_components.py`, {threads} thread(s) per run); seed mIoU % on train, full protocol. "
+        "`camsfg_ambg` is BAO's seed; `cam` is eq. 6 on the target's CAM. TransCAM: its seed at the best "
+        "threshold.",
+        "",
+        "| base.seed | TransCAM | " + " | ".join(f"{c}: {r}" for c, r in shown) + " |",
+        "|---" * (2 + len(shown)) + "|",
+    ]
     for seed in sorted(table):
         t = table[seed]
-        lines.append(f"| {seed} | {t['transcam_seed'] * 100:.1f} | "
-                     + " | ".join(f"{t[c][r] * 100:.1f}" for c, r in shown) + " |")
+        lines.append(
+            f"| {seed} | {t['transcam_seed'] * 100:.1f} | "
+            + " | ".join(f"{t[c][r] * 100:.1f}" for c, r in shown)
+            + " |"
+        )
     n = len(table)
     mean = lambda f: sum(f(t) for t in table.values()) / n * 100  # noqa: E731
-    lines.append(f"| mean | {mean(lambda t: t['transcam_seed']):.1f} | "
-                 + " | ".join(f"{mean(lambda t: t[c][r]):.1f}" for c, r in shown) + " |")
+    lines.append(
+        f"| mean | {mean(lambda t: t['transcam_seed']):.1f} | "
+        + " | ".join(f"{mean(lambda t: t[c][r]):.1f}" for c, r in shown)
+        + " |"
+    )
     text = "\n".join(lines) + "\n"
     write_text(Path(out + ".md"), text)
     return text

@@ -1,8 +1,9 @@
 """Write params.yaml exactly as `dvc exp run` composes it from conf/ (Hydra), so that a `-S` run
 changes only the keys it sets. Run after editing conf/config.yaml (tests/test_config.py checks it).
 
-    python scripts/compose_params.py
+    python -m scripts.compose_params
 """
+
 from pathlib import Path
 
 from dvc.utils.hydra import compose_and_dump

@@ -1,11 +1,11 @@
 """A second VOC-format dataset for trying the pipeline on data it was not tuned on (README, Results).
 
-    python scripts/other_voc.py /tmp/other          # writes /tmp/other/VOCdevkit/VOC2012
+    python -m scripts.other_voc /tmp/other          # writes /tmp/other/VOCdevkit/VOC2012
     dvc exp run -S data.source=folder -S data.folder=/tmp/other/VOCdevkit
 
 With counts and sizes, the small VOC-sized folder of the paper-setting rehearsal (README):
 
-    python scripts/other_voc.py /tmp/rehearsal --train 2 --val 2 --test 1 --aug 2 --min-side 320 --max-side 500
+    python -m scripts.other_voc /tmp/rehearsal --train 2 --val 2 --test 1 --aug 2 --min-side 320 --max-side 500
 
 A mini-VOC draw with another seed and sizes, shaped as others ship VOC-format data: VOCdevkit/VOC2012,
 VOC-style ids the project's params do not name, no train_aug list or labels file, and every third
@@ -15,20 +15,18 @@ ground-truth mask saved as an RGB image in the VOC colour map.
 its class's tint, how often a class sits on its typical background, and the class hues), for data the
 recipes were not fitted to:
 
-    python scripts/other_voc.py /tmp/shifted --seed 11 --body-tint 0.45 --typical-p 0.5 --hue-shift 0.025 \
+    python -m scripts.other_voc /tmp/shifted --seed 11 --body-tint 0.45 --typical-p 0.5 --hue-shift 0.025 \
         --min-side 128 --max-side 200
 """
+
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 # this checkout's bao, whatever is installed (as the stages)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bao.core.io import load_label_png, voc_palette
 from bao.data import minivoc
 
@@ -57,8 +55,16 @@ def main():
     root = args.out / "VOCdevkit" / "VOC2012"
     if root.exists():
         raise SystemExit(f"{root}: exists; choose another folder")
-    minivoc.generate(root, num_train=args.train, num_val=args.val, num_test=args.test, num_aug=args.aug,
-                     min_side=args.min_side, max_side=args.max_side, seed=args.seed)
+    minivoc.generate(
+        root,
+        num_train=args.train,
+        num_val=args.val,
+        num_test=args.test,
+        num_aug=args.aug,
+        min_side=args.min_side,
+        max_side=args.max_side,
+        seed=args.seed,
+    )
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").unlink()
     (root / "cls_labels.json").unlink(missing_ok=True)
 

@@ -3,7 +3,7 @@ the DVC experiments that ran them (README "Variance over seeds").
 
     dvc exp run --queue -S 'base.seed=range(1,5)' evaluate evaluate_transcam   # seeds 1-4 (0: the commit)
     dvc queue start -j 1                              # then wait: dvc queue status
-    python scripts/seed_variance.py                   # -> metrics/seed_variance.{json,md}
+    python -m scripts.seed_variance                   # -> metrics/seed_variance.{json,md}
 
 The newest of the last ``--commits`` commits that has experiments is used (experiments belong to the
 commit they were queued on; later commits that only touch docs have none), with every experiment
@@ -13,6 +13,7 @@ draws the dataset, so the spread covers data and training. The lead of BAO over 
 seed, as mean ± sd, and is said to exceed the spread (in BAO's favour or TransCAM's) when its mean is
 more than two standard errors of the per-seed differences (a paired comparison).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bao.core.io import write_json, write_text
 
-from bao.core.io import write_json, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # (row, TransCAM metric file, BAO metric file): seed at TransCAM's best threshold vs BAO's
 # threshold-free seed; TransCAM's PSA + CRF mask vs BAO's CRF mask; both DeepLab models on val
-ROWS = (("seed", "metrics/transcam_seed.json", "metrics/seed.json"),
-        ("mask", "metrics/transcam_mask.json", "metrics/mask.json"),
-        ("val", "metrics/transcam_segmentation.json", "metrics/segmentation.json"))
+ROWS = (
+    ("seed", "metrics/transcam_seed.json", "metrics/seed.json"),
+    ("mask", "metrics/transcam_mask.json", "metrics/mask.json"),
+    ("val", "metrics/transcam_segmentation.json", "metrics/segmentation.json"),
+)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -47,12 +49,17 @@ def flatten(d: dict, prefix: str = "") -> dict:
 def runs(show: list) -> list[dict]:
     """(params, metrics, timestamp) of the newest commit with experiments and of each of them, from
     ``dvc exp show --json``."""
+
     def record(r):
         data = r.get("data") or {}
         params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data"))
         metrics = {f: (m or {}).get("data") for f, m in (data.get("metrics") or {}).items()}
-        return {"name": r.get("name") or r.get("rev", "")[:7], "params": params, "metrics": metrics,
-                "timestamp": data.get("timestamp") or ""}
+        return {
+            "name": r.get("name") or r.get("rev", "")[:7],
+            "params": params,
+            "metrics": metrics,
+            "timestamp": data.get("timestamp") or "",
+        }
 
     for commit in show:
         if commit.get("rev") == "workspace" or not commit.get("experiments"):
@@ -96,12 +103,21 @@ def summarise(chosen: dict[int, dict]) -> dict:
         d = [y - x for x, y in zip(t, b)]
         (tm, ts), (bm, bs), (dm, ds) = mean_sd(t), mean_sd(b), mean_sd(d)
         se = ds / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-        out["rows"][name] = {"transcam": t, "bao": b, "lead": d, "transcam_mean": tm, "transcam_sd": ts,
-                             "bao_mean": bm, "bao_sd": bs, "lead_mean": dm, "lead_sd": ds,
-                             # BAO ahead (lead) or behind (deficit) by more than two standard errors
-                             "lead_exceeds_spread": bool(len(d) > 1 and dm > 2 * se),
-                             "deficit_exceeds_spread": bool(len(d) > 1 and -dm > 2 * se),
-                             "bao_ahead_in": sum(x > 0 for x in d)}
+        out["rows"][name] = {
+            "transcam": t,
+            "bao": b,
+            "lead": d,
+            "transcam_mean": tm,
+            "transcam_sd": ts,
+            "bao_mean": bm,
+            "bao_sd": bs,
+            "lead_mean": dm,
+            "lead_sd": ds,
+            # BAO ahead (lead) or behind (deficit) by more than two standard errors
+            "lead_exceeds_spread": bool(len(d) > 1 and dm > 2 * se),
+            "deficit_exceeds_spread": bool(len(d) > 1 and -dm > 2 * se),
+            "bao_ahead_in": sum(x > 0 for x in d),
+        }
     return out
 
 
@@ -111,20 +127,34 @@ def verdict(r: dict) -> str:
 
 def table(s: dict) -> str:
     n = len(s["seeds"])
-    lines = [f"mIoU % over base.seed = {', '.join(map(str, s['seeds']))} (n = {n}; mean ± sd):", "",
-             "| | TransCAM | BAO | BAO − TransCAM | BAO ahead | beyond the spread |",
-             "|---|---|---|---|---|---|"]
-    names = {"seed": "Seed (TransCAM at its best threshold; BAO threshold-free)", "mask": "Mask (TransCAM: PSA + CRF; BAO: CRF)",
-             "val": "DeepLab val"}
+    lines = [
+        f"mIoU % over base.seed = {', '.join(map(str, s['seeds']))} (n = {n}; mean ± sd):",
+        "",
+        "| | TransCAM | BAO | BAO − TransCAM | BAO ahead | beyond the spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    names = {
+        "seed": "Seed (TransCAM at its best threshold; BAO threshold-free)",
+        "mask": "Mask (TransCAM: PSA + CRF; BAO: CRF)",
+        "val": "DeepLab val",
+    }
     for k, r in s["rows"].items():
-        lines.append(f"| {names[k]} | {r['transcam_mean']:.1f} ± {r['transcam_sd']:.1f} | {r['bao_mean']:.1f} ± "
-                     f"{r['bao_sd']:.1f} | {r['lead_mean']:+.1f} ± {r['lead_sd']:.1f} | {r['bao_ahead_in']}/{n} | "
-                     f"{verdict(r)} |")
-    lines += ["", "Per seed (TransCAM / BAO): " + "; ".join(
-        f"{seed}: " + ", ".join(f"{k} {r['transcam'][i]:.1f}/{r['bao'][i]:.1f}" for k, r in s["rows"].items())
-        for i, seed in enumerate(s["seeds"])),
-        "", "'beyond the spread': whether the mean paired difference exceeds two standard errors of the "
-        "differences, and for whom ('BAO ahead', 'TransCAM ahead') or 'no'."]
+        lines.append(
+            f"| {names[k]} | {r['transcam_mean']:.1f} ± {r['transcam_sd']:.1f} | {r['bao_mean']:.1f} ± "
+            f"{r['bao_sd']:.1f} | {r['lead_mean']:+.1f} ± {r['lead_sd']:.1f} | {r['bao_ahead_in']}/{n} | "
+            f"{verdict(r)} |"
+        )
+    lines += [
+        "",
+        "Per seed (TransCAM / BAO): "
+        + "; ".join(
+            f"{seed}: " + ", ".join(f"{k} {r['transcam'][i]:.1f}/{r['bao'][i]:.1f}" for k, r in s["rows"].items())
+            for i, seed in enumerate(s["seeds"])
+        ),
+        "",
+        "'beyond the spread': whether the mean paired difference exceeds two standard errors of the "
+        "differences, and for whom ('BAO ahead', 'TransCAM ahead') or 'no'.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +168,15 @@ def main():
     if a.show:
         show = json.loads(Path(a.show).read_text())
     else:
-        show = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json", "-n", str(a.commits)], cwd=ROOT,
-                                         capture_output=True, text=True, check=True).stdout)
+        show = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "dvc", "exp", "show", "--json", "-n", str(a.commits)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     s = summarise(per_seed(runs(show)))
     write_json(ROOT / a.json, s)
     write_text(ROOT / a.md, table(s))

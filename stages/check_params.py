@@ -6,6 +6,7 @@ only the stages that read the changed keys. A bad value fails here in seconds wi
 
 Output ``<paths.params_checked>``.
 """
+
 from pathlib import Path
 
 from bao.config.schema import load_params

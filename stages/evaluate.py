@@ -1,6 +1,6 @@
 """Stage evaluate@<source>: a DeepLab model on VOC val (and, for bao, the test export for the server).
 
-    python stages/evaluate.py {bao,transcam}
+    python -m stages.evaluate {bao,transcam}
 
 Multi-scale (``evaluate.scales``) and optionally flipped passes, each upsampled to the image, combined
 as ``evaluate.combine``: ``max_softmax``, the element-wise max of each pass's softmax (MCTformer's
@@ -13,6 +13,7 @@ DeepLab test); then a dense CRF from the probabilities (``evaluate.crf``; MCTfor
 ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` and ``results/voc2012_test.tar``, the layout
 the VOC server expects.
 """
+
 import tarfile
 import time
 from pathlib import Path
@@ -90,10 +91,16 @@ def run(params, source):
     print(f"DeepLab ({source} masks) mIoU on {cfg.split}: {100 * res['miou']:.2f}")
     if source != "bao":
         return
-    write_text(P.metrics.segmentation_iou,
-               pd.DataFrame({"class": CLASSES, "iou": [res["iou"][c] for c in CLASSES]}).to_csv(index=False))
-    confusion_figure(cm.hist, CLASSES, P.figures.confusion,
-                     f"{params.deeplab.arch} ({params.deeplab.backbone}) trained on the BAO masks, {cfg.split}")
+    write_text(
+        P.metrics.segmentation_iou,
+        pd.DataFrame({"class": CLASSES, "iou": [res["iou"][c] for c in CLASSES]}).to_csv(index=False),
+    )
+    confusion_figure(
+        cm.hist,
+        CLASSES,
+        P.figures.confusion,
+        f"{params.deeplab.arch} ({params.deeplab.backbone}) trained on the BAO masks, {cfg.split}",
+    )
     export_test(params, model, device, amp)
 
 
@@ -112,7 +119,9 @@ def export_test(params, model, device, amp) -> None:
         ds = VOCDataset(P.data, "test", masks=None)
         out = tmp / "VOC2012" / "Segmentation" / "comp6_test_cls"
         for image_id in ds.ids:
-            save_label_png(out / f"{image_id}.png", predict(model, ds.load_image(image_id), params.evaluate, device, amp))
+            save_label_png(
+                out / f"{image_id}.png", predict(model, ds.load_image(image_id), params.evaluate, device, amp)
+            )
         with atomic_file(tmp / "voc2012_test.tar") as f, tarfile.open(fileobj=f, mode="w") as tar:
             tar.add(tmp / "VOC2012", arcname="results/VOC2012", filter=_stable)
         print(f"test predictions for {len(ds)} images: results/voc2012_test.tar (upload to the VOC server)")

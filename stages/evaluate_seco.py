@@ -4,6 +4,7 @@ resized to ``seco.crop_size`` x scale square, bilinear to the image, the max ove
 the dense CRF of ``seco.crf`` (infer_seg_voc.py ``crf_proc``). Outputs ``<paths.predictions>/seco/<split>/<id>.png``
 and ``metrics/seco_segmentation.json``.
 """
+
 from functools import partial
 from pathlib import Path
 

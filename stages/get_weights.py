@@ -4,7 +4,7 @@ https URL or ``gdrive://<id>``, checked against its md5 when one is given) and `
 source and the md5 of what was fetched) either way; the file is loaded once here, so a checkpoint that
 does not fit fails now, naming its keys, not hours later.
 
-    python stages/get_weights.py {conformer,deeplab,transcam,resnet38,vit}
+    python -m stages.get_weights {conformer,deeplab,transcam,resnet38,vit}
 
 conformer: ImageNet Conformer (``model.pretrained``), for train_transcam.
 deeplab: DeepLab's ImageNet backbone (``deeplab.pretrained``), for train_deeplab.
@@ -14,6 +14,7 @@ state_dict), for train_affinity.
 vit: SeCo's ImageNet ViT (``seco.pretrained``; timm layout, as SeCo's jx_vit_base_p16_224), or the
 pretrain_vit stage's, for train_seco.
 """
+
 from pathlib import Path
 
 from bao.config.deeplab import DeepLab
@@ -67,4 +68,6 @@ def run(params, which):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "get_weights", WEIGHTS, [DeepLab, Model, TransCAM, Psa, Seco], stage=lambda w: f"get_{w}_weights")
+    main_with_item(
+        run, "get_weights", WEIGHTS, [DeepLab, Model, TransCAM, Psa, Seco], stage=lambda w: f"get_{w}_weights"
+    )

@@ -7,6 +7,7 @@ upsampled to the image size, summed over passes, ReLU and per-class min-max. Out
 are scored for every background threshold (TransCAM evaluation.py): ``metrics/transcam_seed.json``
 (best threshold) and the curve ``metrics/transcam_threshold.csv``.
 """
+
 from functools import partial
 
 import numpy as np
@@ -40,8 +41,9 @@ def make_work(params, out_dir):
     def work(image_id):
         image = ds.load_image(image_id)
         label = torch.from_numpy(ds.label(image_id))
-        cams = multi_scale(transcam_fn(model, label, amp, c.attn_identity), image, c.scales, c.flip,
-                           c.keep_aspect, device)
+        cams = multi_scale(
+            transcam_fn(model, label, amp, c.attn_identity), image, c.scales, c.flip, c.keep_aspect, device
+        )
         keys, norm = present_cams(cams, label.numpy())
         save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8), cams=norm.numpy().astype(np.float16))
 
@@ -55,8 +57,11 @@ def run(params):
     res = score_cams(P.cams, P.data, "train", threshold_range(*params.cams.thresholds))
     write_text(P.metrics.transcam_threshold, pd.DataFrame(res.pop("curve")).to_csv(index=False))
     best = res.pop("best")
-    write_scores(P.metrics.transcam_seed, {**res, "pixel_acc": best["pixel_acc"], "iou": best["iou"]},
-                 headline=("miou", "best_threshold"))
+    write_scores(
+        P.metrics.transcam_seed,
+        {**res, "pixel_acc": best["pixel_acc"], "iou": best["iou"]},
+        headline=("miou", "best_threshold"),
+    )
     print(f"TransCAM seed mIoU on train: {100 * res['miou']:.2f} at background threshold {res['best_threshold']:.2f}")
 
 

@@ -1,6 +1,6 @@
 """Stage make_masks_<source>: dense-CRF refinement of seeds into the final pseudo-label masks.
 
-    python stages/make_masks.py {bao,transcam_crf}
+    python -m stages.make_masks {bao,transcam_crf}
 
 ``bao``: the threshold-free seeds of make_seeds. ``transcam_crf``: TransCAM's CAMs at their best
 background threshold (``metrics/transcam_seed.json``): the CRF-only ablation of TransCAM's mask, whose
@@ -9,6 +9,7 @@ hard labels (crf_inference_label, docs/method.md §6) or from the seed scores (`
 Images run in parallel over ``masks.workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
 and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask_crf.json`` with the mIoU on VOC train.
 """
+
 import json
 from functools import partial
 from pathlib import Path

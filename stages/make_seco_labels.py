@@ -9,6 +9,7 @@ label CRF of SeCo's utils/dcrf.py ``crf_inference_label`` (gt_prob 0.7, Gaussian
 (the seed) and ``<id>.ms.png`` (the multi-scale labels), ``<paths.masks>/seco/<id>.png``, and
 ``metrics/seco_seed.json``, ``metrics/seco_mask.json``.
 """
+
 from functools import partial
 from pathlib import Path
 
@@ -57,8 +58,10 @@ def make_mask_work(params, out_dir):
 
     def work(image_id):
         labels = load_label_png(Path(P.seeds_seco) / f"{image_id}{MULTISCALE}")
-        save_label_png(out_dir / f"{image_id}.png", crf_labels(ds.load_image(image_id), labels, params.masks.crf,
-                                                               n_labels=NUM_CLASSES))
+        save_label_png(
+            out_dir / f"{image_id}.png",
+            crf_labels(ds.load_image(image_id), labels, params.masks.crf, n_labels=NUM_CLASSES),
+        )
 
     return work
 
@@ -67,7 +70,9 @@ def run(params):
     P = paths()
     ids = VOCDataset(P.data, "train", masks=None).ids
     # the multi-scale labels are written after each seed: an image is done when they exist
-    map_split(STAGE, P.seeds_seco, ids, partial(make_seed_work, params), MULTISCALE, params.base.infer_workers, gpu=True)
+    map_split(
+        STAGE, P.seeds_seco, ids, partial(make_seed_work, params), MULTISCALE, params.base.infer_workers, gpu=True
+    )
     map_split(STAGE, Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.masks.workers)
     for kind, folder in (("seed", P.seeds_seco), ("mask", Path(P.masks) / "seco")):
         res = score_labels(folder, P.data, "train")

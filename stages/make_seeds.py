@@ -6,6 +6,7 @@ inference, combined as ``seeds.combine`` and arg-maxed: no background threshold.
 ``metrics/seed.json`` with the mIoU on VOC train, and ``metrics/seed_ablation.json``: the train mIoU
 of every ``seeds.combine`` rule, scored from the same maps the seeds were made from.
 """
+
 from functools import partial
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def make_work(params, out_dir):
         scores = combine_seed_scores(am, cam, torch.from_numpy(label), combine, n_passes)
         if keep_scores:
             keys = np.r_[0, np.flatnonzero(label) + 1]
-            save_npz(out_dir / f"{image_id}.npz", keys=keys.astype(np.uint8),
-                     scores=scores[keys].clamp(min=0).numpy().astype(np.float16))
+            save_npz(
+                out_dir / f"{image_id}.npz",
+                keys=keys.astype(np.uint8),
+                scores=scores[keys].clamp(min=0).numpy().astype(np.float16),
+            )
         save_label_png(out_dir / f"{image_id}.png", seed_labels(scores))
         if image_id in scored_ids:  # the ablation, from the maps already computed
             return rule_confusions(am, cam, label, scored.load_mask(image_id, image.shape[:2]), READOUTS, n_passes)
@@ -63,8 +67,7 @@ def make_work(params, out_dir):
 def run(params):
     P = paths()
     ids = VOCDataset(P.data, "train_aug", masks=None).ids
-    per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers,
-                          gpu=True)
+    per_image = map_split(STAGE, P.seeds, ids, partial(make_work, params), ".png", params.base.infer_workers, gpu=True)
     res = score_labels(P.seeds, P.data, "train")
     write_scores(P.metrics.seed, {"method": f"BAO ({params.bao.update}, combine={params.seeds.combine})", **res})
     print(f"BAO seed mIoU on train (no threshold): {100 * res['miou']:.2f}")
@@ -74,14 +77,23 @@ def run(params):
     if resumed:  # seeds written by an interrupted run that this one resumed: score those images again
         device = select_device(params.base.device)
         model = load_target(params, Path(P.bao) / params.bao.update, device)
-        parts.append(seed_confusions(model, P.data, "train", params.cams, READOUTS, device,
-                                     amp_context(device, params.base.amp), ids=resumed))
+        parts.append(
+            seed_confusions(
+                model, P.data, "train", params.cams, READOUTS, device, amp_context(device, params.base.amp), ids=resumed
+            )
+        )
     total = {c: ConfusionMatrix() for c in READOUTS}
     for cms in parts:
         for c, cm in cms.items():
             total[c].merge(cm)
-    write_json(P.metrics.seed_ablation, {"method": f"BAO ({params.bao.update})", "split": "train",
-                                         "miou": {c: cm.summary(CLASSES)["miou"] for c, cm in total.items()}})
+    write_json(
+        P.metrics.seed_ablation,
+        {
+            "method": f"BAO ({params.bao.update})",
+            "split": "train",
+            "miou": {c: cm.summary(CLASSES)["miou"] for c, cm in total.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -22,17 +22,17 @@ state_dict) and ``metrics/pretrain_vit.csv``, kept in git likewise.
 
     python -m stages.pretrain {conformer,vit}
 """
+
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from bao.config.pretrain import Pretrain
-from bao.core.io import atomic_dir, write_text
+from bao.core.io import atomic_dir
 from bao.core.loop import Loop, Runtime
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, unwrap
+from bao.core.pipeline import paths
+from bao.core.runtime import unwrap
 from bao.core.stage import main_with_item
 from bao.data.shapes import NUM_CLASSES, ShapesDataset
 from bao.method.pretrain import HEADS, Pretrainer, ViTPretrainer, accuracy, grouping_loss, lr_at
@@ -66,8 +66,7 @@ def run(params, which):
         y = batch["target"].to(rt.device)
         with rt.amp():
             out = model(x, need_attn=attention_loss > 0)
-        l_cls = sum(F.cross_entropy(out[k].float(), y, label_smoothing=cfg.label_smoothing)
-                    for k in HEADS if k in out)
+        l_cls = sum(F.cross_entropy(out[k].float(), y, label_smoothing=cfg.label_smoothing) for k in HEADS if k in out)
         tokens = batch["tokens"].to(rt.device).flatten(1)
         l_tok = F.cross_entropy(out["token_logits"].float().flatten(0, 1), tokens.flatten())
         loss = l_cls + cfg.token_loss * l_tok
@@ -86,17 +85,28 @@ def run(params, which):
             g["lr"] = lr_at(k, total, warmup, cfg.lr)
 
     after_step(0, 0)
-    ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
-    loop = Loop(rt, model, opt, train, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,
-                after_step=after_step, end_epoch=lambda e: accuracy(model, val, cfg.batch_size, rt))
-    history = loop.run()
-    if rt.dist.main:
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        train,
+        cfg.batch_size,
+        cfg.epochs,
+        rt.checkpointer(stage),
+        cfg.checkpoint_every,
+        step,
+        stage,
+        after_step=after_step,
+        end_epoch=lambda e: accuracy(model, val, cfg.batch_size, rt),
+    )
+
+    def save():
         with atomic_dir(out_dir) as out:
             net = unwrap(model).net
             # the backbone alone: the Conformer's official layout, or the timm ViT's
             torch.save((net.vit if which == "vit" else net).state_dict(), Path(out) / "weights.pth")
-        write_text(out_csv, pd.DataFrame(history).to_csv(index=False))
-        ckpt.finish()
+
+    loop.finish(loop.run(), out_csv, save)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ diagonal; the 21-channel score map (the image's normalised CAMs, background the 
 to 1; bilinear upsampling, argmax, the label CRF over all 21 labels (``psa.crf``), and the crop back.
 Outputs ``<paths.masks>/transcam/<id>.png`` and ``metrics/transcam_mask.json`` (mIoU on VOC train).
 """
+
 from functools import partial
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def padded_image(image: np.ndarray, hp: int, wp: int) -> np.ndarray:
     """The CRF's image: padded as the network input (zeros after normalisation: the mean colour)."""
     out = np.empty((hp, wp, 3), np.uint8)
     out[:] = (np.asarray(MEAN) * 255).astype(np.uint8)  # de-normalised and cast, as infer_aff.py
-    out[:image.shape[0], :image.shape[1]] = image
+    out[: image.shape[0], : image.shape[1]] = image
     return out
 
 
@@ -79,7 +80,7 @@ def make_work(params, out_dir):
         label = walked.argmax(0).astype(np.uint8)
         if p.crf:
             label = crf_labels(padded_image(image, *label.shape), label, crf, NUM_CLASSES)
-        save_label_png(out_dir / f"{image_id}.png", label[:image.shape[0], :image.shape[1]])
+        save_label_png(out_dir / f"{image_id}.png", label[: image.shape[0], : image.shape[1]])
 
     return work
 

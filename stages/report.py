@@ -3,6 +3,7 @@
 Numbers come from the metric files only; the paper's numbers are quoted beside them (docs/method.md §7).
 Figure 3 runs the trained target on ``report.figure3_ids`` to show its activation map.
 """
+
 import json
 from pathlib import Path
 
@@ -24,14 +25,16 @@ from bao.method.seeds import load_target, seed_scores
 from bao.scoring.figures import colorize, figure4, grid_figure, threshold_figure
 from bao.scoring.report import seed_ablation_markdown, table1, transcam_mask_markdown, write_table
 
-NOTE = ("Reproduced columns come from this run's metric files (mIoU %, seed and mask on the train split, "
-        "segmentation on val); the paper's columns are quoted from the paper and were not computed here. "
-        "TransCAM's seed is at its best background threshold; its mask is PSA's random walk over its CAMs "
-        "(AffinityNet trained on its CAMs' confident labels) followed by the label CRF, as in the paper; "
-        "the CRF alone on its seed is the ablation below. SeCo's row is its own recipe: the seed is its "
-        "CAM with background at 0.5, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
-        "head (multi-scale, flip, CRF), all one-stage. "
-        "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou).")
+NOTE = (
+    "Reproduced columns come from this run's metric files (mIoU %, seed and mask on the train split, "
+    "segmentation on val); the paper's columns are quoted from the paper and were not computed here. "
+    "TransCAM's seed is at its best background threshold; its mask is PSA's random walk over its CAMs "
+    "(AffinityNet trained on its CAMs' confident labels) followed by the label CRF, as in the paper; "
+    "the CRF alone on its seed is the ablation below. SeCo's row is its own recipe: the seed is its "
+    "CAM with background at 0.5, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
+    "head (multi-scale, flip, CRF), all one-stage. "
+    "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou)."
+)
 
 
 def figure_ids(root, split: str, wanted: list[str], key: str) -> list[str]:
@@ -52,8 +55,9 @@ def run(params):
     df = table1(M, r.test_miou)
     data = json.loads(Path(M.data).read_text())
     note = NOTE + f" Dataset: {data['source']} ({data.get('train_aug', '?')} train_aug images)."
-    extra = "\n".join(x for x in (seed_ablation_markdown(M.seed_ablation, params.seeds.combine),
-                                    transcam_mask_markdown(M)) if x)
+    extra = "\n".join(
+        x for x in (seed_ablation_markdown(M.seed_ablation, params.seeds.combine), transcam_mask_markdown(M)) if x
+    )
     write_table(df, M.table1_md, M.table1_csv, note, extra)
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
     # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the release's camsfg_ambg)
@@ -74,17 +78,29 @@ def run(params):
                 notes[r_, c_] = "no foreground predicted"
         present |= {int(c) for lab in (gt, *preds) for c in np.unique(lab) if c != 255}
         rows.append([img, colorize(gt)] + [colorize(p) for p in preds])
-    caption = ("Segmentation networks trained on each row's masks, on " + split + "." +
-               (" A black panel is an all-background prediction: the network found no object there."
-                if notes else ""))
-    grid_figure(rows, ["image", "ground truth", "trained on TransCAM masks", "trained on BAO masks"], F.figure2,
-                "Figure 2: segmentation examples", classes=sorted(present), notes=notes, caption=caption)
+    caption = (
+        "Segmentation networks trained on each row's masks, on "
+        + split
+        + "."
+        + (" A black panel is an all-background prediction: the network found no object there." if notes else "")
+    )
+    grid_figure(
+        rows,
+        ["image", "ground truth", "trained on TransCAM masks", "trained on BAO masks"],
+        F.figure2,
+        "Figure 2: segmentation examples",
+        classes=sorted(present),
+        notes=notes,
+        caption=caption,
+    )
 
     # Figure 3: image / TransCAM CAM / BAO activation map / seed / mask / ground truth on train
     device = select_device(params.base.device)
     target = load_target(params, Path(P.bao) / params.bao.update, device)
     amp = amp_context(device, params.base.amp)
-    train = VOCDataset(P.data, "train", masks="gt", ids=figure_ids(P.data, "train", r.figure3_ids, "report.figure3_ids"))
+    train = VOCDataset(
+        P.data, "train", masks="gt", ids=figure_ids(P.data, "train", r.figure3_ids, "report.figure3_ids")
+    )
     rows, present = [], set()
     with torch.no_grad():
         for i in train.ids:
@@ -93,13 +109,21 @@ def run(params):
             cam = cams.max(0) if len(keys) else np.zeros(img.shape[:2])
             scores = seed_scores(target, img, train.label(i), params.cams, "am", device, amp)
             am = scores[1:].clamp(min=0).amax(0).numpy()  # foreground probability of the AM
-            labels = [load_label_png(Path(P.seeds) / f"{i}.png"), load_label_png(Path(P.masks) / "bao" / f"{i}.png"),
-                      train.load_mask(i, img.shape[:2])]
+            labels = [
+                load_label_png(Path(P.seeds) / f"{i}.png"),
+                load_label_png(Path(P.masks) / "bao" / f"{i}.png"),
+                train.load_mask(i, img.shape[:2]),
+            ]
             present |= {int(c) for lab in labels for c in np.unique(lab) if c != 255}
             rows.append([img, np.clip(cam, 0, 1), np.clip(am, 0, 1)] + [colorize(lab) for lab in labels])
-    grid_figure(rows, ["image", "TransCAM CAM", "BAO activation map", "BAO seed", "mask (CRF)", "ground truth"],
-                F.figure3, "Figure 3: activation maps (max over the image's classes)", classes=sorted(present),
-                caption="CAM and activation map: blue 0 to red 1 (jet). Seed, mask and ground truth: the class colours.")
+    grid_figure(
+        rows,
+        ["image", "TransCAM CAM", "BAO activation map", "BAO seed", "mask (CRF)", "ground truth"],
+        F.figure3,
+        "Figure 3: activation maps (max over the image's classes)",
+        classes=sorted(present),
+        caption="CAM and activation map: blue 0 to red 1 (jet). Seed, mask and ground truth: the class colours.",
+    )
     print(Path(M.table1_md).read_text())
 
 

@@ -8,16 +8,16 @@ decay and PSA's four learning-rate groups (x1 backbone weights, x2 biases, x10 n
 biases); ``psa.momentum`` is TransCAM's effective 5e-4. Outputs ``<paths.affinity>/model.pt`` and
 ``metrics/train_affinity.csv``.
 """
+
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from bao.config.psa import Psa
-from bao.core.io import load_label_png, write_text
+from bao.core.io import load_label_png
 from bao.core.loop import Loop, Runtime
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, unwrap
+from bao.core.pipeline import paths
+from bao.core.runtime import unwrap
 from bao.core.stage import main
 from bao.data.voc import VOCDataset
 from bao.method.psa import AffinityCrops, affinity_loss, pair_affinity
@@ -34,8 +34,15 @@ def run(params):
     p = params.psa
     ds = VOCDataset(P.data, "train_aug", masks=None)
     labels = Path(P.aff_labels)
-    crops = AffinityCrops(ds, lambda i: load_label_png(labels / f"{i}.png"), p.crop_size, p.color_jitter, p.radius,
-                          AffinityNet.STRIDE, rt.seed)
+    crops = AffinityCrops(
+        ds,
+        lambda i: load_label_png(labels / f"{i}.png"),
+        p.crop_size,
+        p.color_jitter,
+        p.radius,
+        AffinityNet.STRIDE,
+        rt.seed,
+    )
     net = create_affinitynet(p.arch)
     imagenet = staged(P.pretrained.resnet38, p.pretrained, "psa.pretrained")
     if imagenet is not None:
@@ -45,9 +52,15 @@ def run(params):
         freeze_bn(net)
     groups = net.parameter_groups()
     # (lr multiplier, weight decay) per group: train_aff.py's PolyOptimizer groups
-    opt = torch.optim.SGD([{"params": g, "lr": p.lr * m, "weight_decay": wd}
-                           for g, (m, wd) in zip(groups, [(1, p.weight_decay), (2, 0.0), (10, p.weight_decay), (20, 0.0)])
-                           if g], lr=p.lr, momentum=p.momentum)
+    opt = torch.optim.SGD(
+        [
+            {"params": g, "lr": p.lr * m, "weight_decay": wd}
+            for g, (m, wd) in zip(groups, [(1, p.weight_decay), (2, 0.0), (10, p.weight_decay), (20, 0.0)])
+            if g
+        ],
+        lr=p.lr,
+        momentum=p.momentum,
+    )
     base_lrs = [g["lr"] for g in opt.param_groups]
     model = rt.wrap(net)
     total = p.epochs * (len(ds) // p.batch_size)
@@ -70,13 +83,20 @@ def run(params):
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 
-    ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
-    history = Loop(rt, model, opt, crops, p.batch_size, p.epochs, ckpt, p.checkpoint_every, step, STAGE,
-                   after_step=after_step).run()
-    if rt.dist.main:
-        save_trained(unwrap(model), P.affinity)
-        write_text(P.metrics.train_affinity, pd.DataFrame(history).to_csv(index=False))
-        ckpt.finish()
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        crops,
+        p.batch_size,
+        p.epochs,
+        rt.checkpointer(STAGE),
+        p.checkpoint_every,
+        step,
+        STAGE,
+        after_step=after_step,
+    )
+    loop.finish(loop.run(), P.metrics.train_affinity, lambda: save_trained(unwrap(model), P.affinity))
 
 
 if __name__ == "__main__":

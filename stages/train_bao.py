@@ -1,6 +1,6 @@
 """Stage train_bao_<variant>: online/target training (docs/method.md §3) or the TransCAM+AMN baseline.
 
-    python stages/train_bao.py {amn,share,ema,share+ema}
+    python -m stages.train_bao {amn,share,ema,share+ema}
 
 Both networks start from the TransCAM checkpoint. Per step: the target (no gradients, in
 ``bao.target_mode``: the release's train mode by default, same augmented crop) gives threshold-free
@@ -13,12 +13,12 @@ readout of ``bao.method.READOUTS`` (Figure 4), at ``bao.epoch_eval_scales`` (× 
 every scored epoch. Outputs ``<paths.bao>/<variant>/model.pt`` (the target; for amn the online model)
 and ``metrics/bao/<variant>.csv`` (one row per epoch; unscored epochs have blank scores).
 """
+
 import copy
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -26,10 +26,10 @@ from bao.config.bao import Bao, Ema
 from bao.config.choices import UPDATES
 from bao.config.transcam import Cams, Model
 from bao.core.classes import IGNORE
-from bao.core.io import load_label_png, write_text
+from bao.core.io import load_label_png
 from bao.core.loop import Loop, Runtime
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, unwrap
+from bao.core.pipeline import paths
+from bao.core.runtime import unwrap
 from bao.core.stage import main_with_item
 from bao.data.transforms import TrainCrops
 from bao.data.voc import VOCDataset
@@ -73,9 +73,15 @@ def run(params, variant: str):
     net = unwrap(model)
     # TransCAM's optimiser (the paper keeps TransCAM's hyper-parameters); AMN's new layers may get a
     # multiple of the lr (bao.head_lr_mult; AMN: 1e-4 vs 5e-6, x20)
-    opt = torch.optim.AdamW([{"params": list(net.backbone.parameters()), "lr": cfg.lr},
-                             {"params": net.new_parameters(), "lr": cfg.lr * cfg.head_lr_mult}],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
+    opt = torch.optim.AdamW(
+        [
+            {"params": list(net.backbone.parameters()), "lr": cfg.lr},
+            {"params": net.new_parameters(), "lr": cfg.lr * cfg.head_lr_mult},
+        ],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        eps=1e-8,
+    )
     steps_per_epoch = len(ds) // cfg.batch_size  # drop_last, as batch_indices
     total = steps_per_epoch * cfg.epochs
 
@@ -137,7 +143,7 @@ def run(params, variant: str):
         return {**row, "scales": "/".join(map(str, quick.scales))}
 
     def end_epoch(epoch):
-        if not rt.dist.main or (epoch % cfg.epoch_eval_every and epoch != cfg.epochs):
+        if not rt.dist.main:
             return {}
         # after an epoch of Share (``epoch`` counts the finished ones) the target is the online model
         shared = target is not None and mode_of(epoch - 1) == "share"
@@ -147,15 +153,27 @@ def run(params, variant: str):
         # epoch 0: the TransCAM weights; the AM head is untrained, so only eq. 6 on the CAM is scored
         return {"epoch": 0, "step": 0, **evaluate(("cam",))} if rt.dist.main else None
 
-    ckpt = Checkpointer(Path(P.checkpoints) / stage, resume_key(stage), enabled=rt.dist.main)
-    loop = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, stage,
-                after_step=None if variant == "amn" else after_step, end_epoch=end_epoch,
-                extra_state={"target": target} if target is not None else {})
-    history = loop.run(start_hook=start)
-    if rt.dist.main:
-        save_trained(target if target is not None else net, Path(P.bao) / variant)
-        write_text(Path(P.metrics.bao) / f"{variant}.csv", pd.DataFrame(history).to_csv(index=False))
-        ckpt.finish()
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        crops,
+        cfg.batch_size,
+        cfg.epochs,
+        rt.checkpointer(stage),
+        cfg.checkpoint_every,
+        step,
+        stage,
+        after_step=None if variant == "amn" else after_step,
+        end_epoch=end_epoch,
+        eval_every=cfg.epoch_eval_every,
+        extra_state={"target": target} if target is not None else {},
+    )
+    loop.finish(
+        loop.run(start_hook=start),
+        Path(P.metrics.bao) / f"{variant}.csv",
+        lambda: save_trained(target if target is not None else net, Path(P.bao) / variant),
+    )
 
 
 if __name__ == "__main__":

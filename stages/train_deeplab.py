@@ -1,6 +1,6 @@
 """Stage train_deeplab@<source>: the segmentation network on the masks of train_aug (docs/method.md §5).
 
-    python stages/train_deeplab.py {bao,transcam}
+    python -m stages.train_deeplab {bao,transcam}
 
 ``bao``: the BAO masks (Table 1's BAO row); ``transcam``: the TransCAM masks (its row's val).
 ``deeplab.arch``: MCTformer's resnet38_seg (the release's segmentation: seg/train_seg.py, run_seg.sh),
@@ -11,20 +11,20 @@ SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay,
 ``deeplab.iterations`` steps (rounded up to a whole pass); the loss is logged every ``log_every``
 steps. Outputs ``<paths.deeplab>/<source>/model.pt`` and ``metrics/train_deeplab/<source>.csv``.
 """
+
 import math
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from bao.config.deeplab import DeepLab
 from bao.config.psa import Psa
 from bao.core.classes import IGNORE
-from bao.core.io import load_label_png, write_text
-from bao.core.loop import Loop, Runtime, StepLog
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, unwrap
+from bao.core.io import load_label_png
+from bao.core.loop import Carried, Loop, Runtime
+from bao.core.pipeline import paths
+from bao.core.runtime import unwrap
 from bao.core.stage import main_with_item
 from bao.data.transforms import SegCrops
 from bao.data.voc import VOCDataset
@@ -42,8 +42,16 @@ def run(params, source):
     d = params.deeplab
     ds = VOCDataset(P.data, "train_aug", masks=None)
     masks = Path(P.masks) / source
-    crops = SegCrops(ds, lambda i: load_label_png(masks / f"{i}.png"), d.crop_size, d.scale_range, rt.seed,
-                     d.scale_per, d.batch_size, d.pad_label)
+    crops = SegCrops(
+        ds,
+        lambda i: load_label_png(masks / f"{i}.png"),
+        d.crop_size,
+        d.scale_range,
+        rt.seed,
+        d.scale_per,
+        d.batch_size,
+        d.pad_label,
+    )
     seg38 = d.arch == "resnet38_seg"
     if seg38:  # MCTformer initialises from the ImageNet ResNet-38 (train_seg.py l.53-54, strict=False)
         imagenet = staged(P.pretrained.resnet38, params.psa.pretrained, "psa.pretrained")
@@ -56,13 +64,17 @@ def run(params, source):
     head_ids = {id(p) for p in head}
     backbone = [p for p in net.parameters() if id(p) not in head_ids and p.requires_grad]
     model = rt.wrap(net)
-    opt = torch.optim.SGD([{"params": backbone, "lr": d.lr}, {"params": head, "lr": d.lr * d.head_lr_mult}],
-                          lr=d.lr, momentum=d.momentum, weight_decay=d.weight_decay)
+    opt = torch.optim.SGD(
+        [{"params": backbone, "lr": d.lr}, {"params": head, "lr": d.lr * d.head_lr_mult}],
+        lr=d.lr,
+        momentum=d.momentum,
+        weight_decay=d.weight_decay,
+    )
     base_lrs = [g["lr"] for g in opt.param_groups]
     steps_per_epoch = len(ds) // d.batch_size
     epochs = math.ceil(d.iterations / steps_per_epoch)
     total = epochs * steps_per_epoch
-    log = StepLog()
+    log = Carried([])  # rows logged every few steps, resumed with the run
     last = {}
 
     def step(batch):
@@ -81,19 +93,33 @@ def run(params, source):
 
     def after_step(global_step, epoch):
         if global_step % d.log_every == 0 or global_step == 1:
-            log.rows.append({"step": global_step, **last})
+            log.value.append({"step": global_step, **last})
         # poly: deeplab/train_deeplab.py divides by max_iter + 1; MCTformer's PolyOptimizer_cls by max_step
         factor = (1 - global_step / (total if seg38 else total + 1)) ** d.poly_power
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 
-    ckpt = Checkpointer(Path(P.checkpoints) / "train_deeplab" / source, resume_key(stage), enabled=rt.dist.main)
-    Loop(rt, model, opt, crops, d.batch_size, epochs, ckpt, d.checkpoint_every, step, stage,
-         after_step=after_step, extra_state={"log": log}).run()
-    if rt.dist.main:
-        save_trained(unwrap(model), Path(P.deeplab) / source)
-        write_text(Path(P.metrics.train_deeplab) / f"{source}.csv", pd.DataFrame(log.rows).to_csv(index=False))
-        ckpt.finish()
+    ckpt = rt.checkpointer(stage, Path(P.checkpoints) / "train_deeplab" / source)
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        crops,
+        d.batch_size,
+        epochs,
+        ckpt,
+        d.checkpoint_every,
+        step,
+        stage,
+        after_step=after_step,
+        extra_state={"log": log},
+    )
+    loop.run()
+    loop.finish(
+        log.value,
+        Path(P.metrics.train_deeplab) / f"{source}.csv",
+        lambda: save_trained(unwrap(model), Path(P.deeplab) / source),
+    )
 
 
 if __name__ == "__main__":

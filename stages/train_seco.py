@@ -14,19 +14,16 @@ train, to show convergence.
 
 Outputs ``<paths.seco>/model.pt`` and ``metrics/train_seco.csv``.
 """
-from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from bao.config.seco import Seco
 from bao.core.classes import NUM_CLASSES
 from bao.core.image import MEAN, STD, to_tensor
-from bao.core.io import write_text
-from bao.core.loop import Loop, Runtime
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, batch_indices, unwrap
+from bao.core.loop import Carried, Loop, Runtime
+from bao.core.pipeline import paths
+from bao.core.runtime import batch_indices, unwrap
 from bao.core.stage import main
 from bao.data.seco_views import SeCoViews
 from bao.data.voc import VOCDataset
@@ -41,19 +38,6 @@ from bao.models.weights import save_trained, staged
 from bao.scoring.metrics import ConfusionMatrix
 
 STAGE = "train_seco"
-
-
-class Counter:
-    """The iteration count, checkpointed with the run (the schedule reads it)."""
-
-    def __init__(self):
-        self.n = 0
-
-    def state_dict(self) -> dict:
-        return {"n": self.n}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.n = d["n"]
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:
@@ -83,8 +67,9 @@ def run(params):
     P = paths()
     cfg = params.seco
     rt = Runtime.from_params(params.base)
-    views = SeCoViews(VOCDataset(P.data, "train_aug", masks=None), cfg.crop_size, cfg.scale_range,
-                      cfg.color_jitter, rt.seed)
+    views = SeCoViews(
+        VOCDataset(P.data, "train_aug", masks=None), cfg.crop_size, cfg.scale_range, cfg.color_jitter, rt.seed
+    )
     net = build_seco(cfg, NUM_CLASSES)
     weights = staged(P.pretrained.vit, cfg.pretrained, "seco.pretrained")
     if weights is not None:
@@ -92,16 +77,21 @@ def run(params):
     model = rt.wrap(net)
     groups = net.param_groups()
     mults = [1.0, 1.0, cfg.head_lr_mult, cfg.head_lr_mult]  # optimizer_engine.py: heads at lr x 10
-    opt = torch.optim.AdamW([{"params": g, "lr": cfg.lr * m, "initial_lr": cfg.lr * m} for g, m in zip(groups, mults)],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.AdamW(
+        [{"params": g, "lr": cfg.lr * m, "initial_lr": cfg.lr * m} for g, m in zip(groups, mults)],
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+    )
     per_pass = len(batch_indices(len(views), cfg.batch_size, rt.seed, 0, rt.dist.rank, rt.dist.world))
     passes = -(-cfg.iterations // per_pass)
-    it = Counter()
+    it = Carried(0)  # the iteration count, checkpointed with the run (the schedule reads it)
     n_local = cfg.ncrops - 2
     c = cfg
 
     def step(batch):
-        n_iter = it.n
+        n_iter = it.value
         if n_iter >= cfg.iterations:  # max_iters reached inside the last pass
             return {}
         x = batch["image"].to(rt.device, non_blocking=True)
@@ -112,20 +102,34 @@ def run(params):
         cams, cams_aux = cams.float(), cams_aux.float()
         valid_cam, _ = cam_to_pseudo_label(cams, cls_label, box, c.high_thre, c.low_thre)
         image01 = denormalize(x)
-        pseudo = refine_with_background(image01, valid_cam, cls_label, box, c.high_thre, c.low_thre,
-                                             dilations=tuple(c.par_dilations), iterations=c.par_iterations)
+        pseudo = refine_with_background(
+            image01,
+            valid_cam,
+            cls_label,
+            box,
+            c.high_thre,
+            c.low_thre,
+            dilations=tuple(c.par_dilations),
+            iterations=c.par_iterations,
+        )
         # the crop tags from the aux CAM, from the last layer's after cam2mask (train_voc.py l.196)
-        _, roi = cam_to_pseudo_label(cams if n_iter >= c.cam2mask else cams_aux, cls_label, box, c.high_thre,
-                                   c.low_thre, mid=-1)
-        crops_k, _ = assign_crop_tags(batch["local_src"].to(rt.device), roi, n_local, c.local_crop_size,
-                                           c.tag_threshold)
+        _, roi = cam_to_pseudo_label(
+            cams if n_iter >= c.cam2mask else cams_aux, cls_label, box, c.high_thre, c.low_thre, mid=-1
+        )
+        crops_k, _ = assign_crop_tags(
+            batch["local_src"].to(rt.device), roi, n_local, c.local_crop_size, c.tag_threshold
+        )
         crops_q, flags = assign_crop_tags(x, roi, n_local, c.local_crop_size, c.tag_threshold)
         flags = flags.reshape(-1, 1)
         label_idx = batch["label_idx"].to(rt.device).view(-1, 1)
         with rt.amp():
             cls, seg, fmap, cls_aux, out_q, feats, tags, protos = model(
-                x, [x, batch["global2"].to(rt.device)] + crops_q + crops_k, flags, label_idx,
-                update_prototypes=n_iter >= c.update_prototype)
+                x,
+                [x, batch["global2"].to(rt.device)] + crops_q + crops_k,
+                flags,
+                label_idx,
+                update_prototypes=n_iter >= c.update_prototype,
+            )
         cls, cls_aux, fmap, out_q, feats = cls.float(), cls_aux.float(), fmap.float(), out_q.float(), feats.float()
         l_cls = F.multilabel_soft_margin_loss(cls, cls_label)
         l_aux = F.multilabel_soft_margin_loss(cls_aux, cls_label)
@@ -138,8 +142,9 @@ def run(params):
         for k, (y0, y1, x0, x1) in enumerate(box.tolist()):
             roi_box[k, y0:y1, x0:x1] = 1
         e = c.energy
-        l_reg = dense_energy_loss(image01 * 255, seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb,
-                                       e.sigma_xy, e.scale)
+        l_reg = dense_energy_loss(
+            image01 * 255, seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb, e.sigma_xy, e.scale
+        )
         # ToCo's patch contrast on the aux CAM's labels at the token grid; the box is in pixels, applied
         # to the grid as released (train_voc.py l.220-223)
         small = F.interpolate(cams_aux, size=fmap.shape[2:], mode="bilinear", align_corners=False)
@@ -154,21 +159,29 @@ def run(params):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        it.n += 1
+        it.value += 1
         return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
 
     def end_epoch(epoch):
         if not rt.dist.main:
             return {}
-        return {"iterations": it.n, "miou_seed": score_seeds(unwrap(model), P.data, c, rt.device, rt.amp)}
+        return {"iterations": it.value, "miou_seed": score_seeds(unwrap(model), P.data, c, rt.device, rt.amp)}
 
-    ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
-    history = Loop(rt, model, opt, views, cfg.batch_size, passes, ckpt, cfg.checkpoint_every, step, STAGE,
-                   end_epoch=end_epoch, extra_state={"iterations": it}).run()
-    if rt.dist.main:
-        save_trained(unwrap(model), P.seco)
-        write_text(P.metrics.train_seco, pd.DataFrame(history).to_csv(index=False))
-        ckpt.finish()
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        views,
+        cfg.batch_size,
+        passes,
+        rt.checkpointer(STAGE),
+        cfg.checkpoint_every,
+        step,
+        STAGE,
+        end_epoch=end_epoch,
+        extra_state={"iterations": it},
+    )
+    loop.finish(loop.run(), P.metrics.train_seco, lambda: save_trained(unwrap(model), P.seco))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ so that BAO (that many TransCAM epochs, then ``bao.epochs``) and TransCAM's Tabl
 can get the same total steps; null starts BAO from the final weights. Outputs ``<paths.transcam>/model.pt``
 (TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
 """
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,9 +19,9 @@ import torch
 from bao.config.transcam import Cams, Model, TransCAM
 from bao.core.classes import NUM_CLASSES
 from bao.core.io import write_text
-from bao.core.loop import Loop, Runtime
-from bao.core.pipeline import paths, resume_key
-from bao.core.runtime import Checkpointer, unwrap
+from bao.core.loop import Carried, Loop, Runtime
+from bao.core.pipeline import paths
+from bao.core.runtime import unwrap
 from bao.core.stage import main
 from bao.data.transforms import TrainCrops
 from bao.data.voc import VOCDataset
@@ -30,19 +31,6 @@ from bao.models.weights import START_FILE, load_pretrained, load_released_transc
 from bao.scoring.labels import threshold_range
 
 STAGE = "train_transcam"
-
-
-class Snapshot:
-    """A state_dict held across a run (and its resume checkpoint)."""
-
-    def __init__(self):
-        self.state = None
-
-    def state_dict(self) -> dict:
-        return {"state": self.state}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.state = d["state"]
 
 
 def build_model(params):
@@ -88,24 +76,46 @@ def run(params):
     quick = SimpleNamespace(scales=cfg.epoch_eval_scales, flip=c.flip, keep_aspect=c.keep_aspect)
     thresholds = threshold_range(*c.thresholds)
 
-    start = Snapshot()
+    start = Carried()  # BAO's start: kept in memory and in the resume checkpoint
+
+    def after_epoch(epoch):
+        if epoch == cfg.bao_start_epoch:
+            start.value = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
 
     def end_epoch(epoch):
-        if epoch == cfg.bao_start_epoch:  # BAO's start: kept in memory and in the resume checkpoint
-            start.state = {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
-        if not (rt.dist.main and cfg.epoch_eval_scales) or (epoch % cfg.epoch_eval_every and epoch != cfg.epochs):
+        if not (rt.dist.main and cfg.epoch_eval_scales):
             return {}
         res = transcam_oracle(unwrap(model), P.data, "train", quick, thresholds, rt.device, rt.amp, c.attn_identity)
-        return {"miou_oracle": res["miou"], "threshold": res["best_threshold"], "scales": "/".join(map(str, quick.scales))}
+        return {
+            "miou_oracle": res["miou"],
+            "threshold": res["best_threshold"],
+            "scales": "/".join(map(str, quick.scales)),
+        }
 
-    ckpt = Checkpointer(Path(P.checkpoints) / STAGE, resume_key(STAGE), enabled=rt.dist.main)
-    history = Loop(rt, model, opt, crops, cfg.batch_size, cfg.epochs, ckpt, cfg.checkpoint_every, step, STAGE,
-                   end_epoch=end_epoch, extra_state={"bao_start": start}).run()
-    if rt.dist.main:
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        crops,
+        cfg.batch_size,
+        cfg.epochs,
+        rt.checkpointer(STAGE),
+        cfg.checkpoint_every,
+        step,
+        STAGE,
+        end_epoch=end_epoch,
+        eval_every=cfg.epoch_eval_every,
+        after_epoch=after_epoch,
+        extra_state={"bao_start": start},
+    )
+
+    def save():
         save_trained(unwrap(model), P.transcam)
-        save_state(start.state if start.state is not None else unwrap(model).state_dict(), Path(P.transcam) / START_FILE)
-        write_text(P.metrics.train_transcam, pd.DataFrame(history).to_csv(index=False))
-        ckpt.finish()
+        save_state(
+            start.value if start.value is not None else unwrap(model).state_dict(), Path(P.transcam) / START_FILE
+        )
+
+    loop.finish(loop.run(), P.metrics.train_transcam, save)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 released code on them (release/make_release_numbers.py). Everything comes from numpy's legacy
 ``RandomState``, whose streams do not change between versions, so the project's side can rebuild the
 same weights and inputs anywhere."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,9 @@ import torch
 
 # a tiny Conformer the release's Net can build: its label encoder is Linear(20, 1024), so the CNN branch
 # must end at 1024 channels (channel_ratio 4, base 64: Conformer-S's widths), 3 blocks, 2 heads of 24
-TINY_CONFORMER = dict(channel_ratio=4, embed_dim=48, depth=3, num_heads=2, mlp_ratio=4, qkv_bias=True,
-                      drop_rate=0.0, drop_path_rate=0.0)
+TINY_CONFORMER = dict(
+    channel_ratio=4, embed_dim=48, depth=3, num_heads=2, mlp_ratio=4, qkv_bias=True, drop_rate=0.0, drop_path_rate=0.0
+)
 IMAGE_SIZE = 64  # 4 x 4 tokens
 
 
@@ -42,14 +44,16 @@ def fill_state(state: dict, seed: int = 0) -> dict:
 def to_release_key(key: str) -> str:
     """bao.method.BAONet's key -> the release's Net key (network/conformer.py)."""
     if key.startswith("backbone."):
-        return key[len("backbone."):]
+        return key[len("backbone.") :]
     if key.startswith("am_head."):
-        return "classifier_x." + key[len("am_head."):]
+        return "classifier_x." + key[len("am_head.") :]
     return key
 
 
 def images(n: int, seed: int = 1) -> torch.Tensor:
-    return torch.from_numpy(np.random.RandomState(seed).standard_normal((n, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32))
+    return torch.from_numpy(
+        np.random.RandomState(seed).standard_normal((n, 3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32)
+    )
 
 
 def labels(n: int, seed: int = 2) -> torch.Tensor:
@@ -82,7 +86,7 @@ def crf_image(h: int = 24, w: int = 32, seed: int = 5) -> tuple[np.ndarray, np.n
     rs = np.random.RandomState(seed)
     img = np.zeros((h, w, 3), np.float64)
     img[:, : w // 2] = (200, 40, 40)
-    img[:, w // 2:] = (30, 60, 190)
+    img[:, w // 2 :] = (30, 60, 190)
     img += rs.normal(0, 12, img.shape)
     seed_map = np.zeros((h, w), np.int64)
     seed_map[:, : w // 2 + 4] = 15

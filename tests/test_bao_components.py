@@ -1,25 +1,36 @@
 """scripts/bao_components.py: the table it writes from hand-made results, and its params edits."""
+
 import json
-import sys
 
 import pytest
 import yaml
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import bao_components as bc  # noqa: E402
+from scripts import bao_components as bc
 
 
 def readouts(camsfg, cam, am_bg, am):
-    return {"camsfg_ambg": camsfg, "cam": cam, "am_bg": am_bg, "am": am, "mean": 0.0,
-            "per_epoch": {"cam": [0.3, None], "camsfg_ambg": [None, 0.2]}}
+    return {
+        "camsfg_ambg": camsfg,
+        "cam": cam,
+        "am_bg": am_bg,
+        "am": am,
+        "mean": 0.0,
+        "per_epoch": {"cam": [0.3, None], "camsfg_ambg": [None, 0.2]},
+    }
 
 
 def test_table_per_seed_and_mean(tmp_path):
-    table = {s: {"rev": f"r{s}", "transcam_seed": 0.30 + s / 100,
-                 "release": readouts(0.20 + s / 100, 0.25, 0.21, 0.18),
-                 "head": readouts(0.22, 0.35 + s / 100, 0.30, 0.2), "no_pcl": readouts(0.1, 0.35 + s / 100, 0.1, 0.1)}
-             for s in (0, 1)}
+    table = {
+        s: {
+            "rev": f"r{s}",
+            "transcam_seed": 0.30 + s / 100,
+            "release": readouts(0.20 + s / 100, 0.25, 0.21, 0.18),
+            "head": readouts(0.22, 0.35 + s / 100, 0.30, 0.2),
+            "no_pcl": readouts(0.1, 0.35 + s / 100, 0.1, 0.1),
+        }
+        for s in (0, 1)
+    }
     text = bc.write_table(table, str(tmp_path / "c"), 1)
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
     header, seed0, seed1, mean = rows[0], rows[1], rows[2], rows[3]
@@ -39,4 +50,5 @@ def test_set_params_names_an_unknown_key(tmp_path):
     with pytest.raises(SystemExit, match="bao.l_pcll"):
         bc.set_params(p, {"bao.l_pcll": 0})
     assert set(bc.CONFIGS["head"]) | set(bc.CONFIGS["no_pcl"]) <= set(
-        f"bao.{k}" for k in yaml.safe_load((ROOT / "params.yaml").read_text())["bao"])
+        f"bao.{k}" for k in yaml.safe_load((ROOT / "params.yaml").read_text())["bao"]
+    )

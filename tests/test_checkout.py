@@ -1,5 +1,6 @@
 """A stage imports the ``bao`` of the checkout it belongs to, whatever is installed: a second clone,
 a copied workspace, DVC's temporary and queued experiment workspaces each run their own code."""
+
 import os
 import shutil
 import subprocess
@@ -19,7 +20,8 @@ def test_a_copy_runs_its_own_bao(tmp_path, stage):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # as DVC runs a stage: `python -m stages.<name>` from the checkout's root; the installed package
     # (an editable install of another clone) must not decide
-    r = subprocess.run([sys.executable, "-m", f"stages.{stage}"], cwd=copy, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"], cwd=copy, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode != 0
     assert f"bao imported from {init}" in r.stderr, r.stderr[-2000:]

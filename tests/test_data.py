@@ -23,7 +23,10 @@ def test_layout_and_items(mini_root):
     present = {c for c in np.unique(item["mask"]) if 0 < c < 21}
     assert set(np.flatnonzero(item["label"]) + 1) == present
     assert 255 in np.unique(item["mask"])  # VOC-style boundary band
-    sizes = {VOCDataset(mini_root, "train_aug", masks=None).load_image(i).shape[:2] for i in read_split(mini_root, "train_aug")}
+    sizes = {
+        VOCDataset(mini_root, "train_aug", masks=None).load_image(i).shape[:2]
+        for i in read_split(mini_root, "train_aug")
+    }
     assert any(a != b for a, b in sizes)  # non-square images
 
 

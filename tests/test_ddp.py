@@ -1,4 +1,5 @@
 """Two CPU processes (gloo) with the same global batch end with the same weights as one process."""
+
 import os
 import socket
 
@@ -12,8 +13,9 @@ from bao.core.runtime import Checkpointer, Dist
 
 
 def train(rank, world, port, out):
-    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.manual_seed(0)
     device = torch.device("cpu")
     rt = Runtime(device, Dist.init(device), lambda: torch.autocast("cpu", enabled=False), 0, 0)
@@ -27,8 +29,9 @@ def train(rank, world, port, out):
         opt.step()
         return {"loss": loss.item()}
 
-    Loop(rt, model, opt, Toy(), 8, 2, Checkpointer(out / f"ck{rank}", "k", enabled=rt.dist.main), 100, step,
-         "ddp").run()
+    Loop(
+        rt, model, opt, Toy(), 8, 2, Checkpointer(out / f"ck{rank}", "k", enabled=rt.dist.main), 100, step, "ddp"
+    ).run()
     if rt.dist.main:
         torch.save(getattr(model, "module", model).state_dict(), out / f"w{world}.pt")
     if world > 1:

@@ -3,6 +3,7 @@
 
 A ``DeviceTensor`` stands for a tensor on a GPU: operations keep it a DeviceTensor, ``.numpy()`` on it
 fails as a CUDA tensor's would, and only ``.cpu()`` brings it back to a plain tensor."""
+
 import contextlib
 
 import numpy as np

@@ -1,5 +1,6 @@
 """dvc.yaml tells the truth: each stage depends on the code it runs, declares the params it reads,
 and writes only its own outputs (the dynamic half runs in tests/test_pipeline.py's end-to-end run)."""
+
 import json
 import os
 from collections import defaultdict
@@ -14,8 +15,14 @@ from bao.core import pipeline
 
 # params a stage reads only under another setting than the tiny end-to-end run's: declared, not read there
 READ_ONLY_ELSEWHERE = {
-    "prepare_data": {"data.folder", "data.download_dir", "data.voc_urls", "data.voc_md5", "data.sbd_urls",
-                     "data.sbd_md5"},  # data.source: folder | voc
+    "prepare_data": {
+        "data.folder",
+        "data.download_dir",
+        "data.voc_urls",
+        "data.voc_md5",
+        "data.sbd_urls",
+        "data.sbd_md5",
+    },  # data.source: folder | voc
     # only with a checkpoint to fetch and check
     "get_conformer_weights": {"model.arch"},
     "get_transcam_weights": {"model.arch"},
@@ -62,6 +69,7 @@ def test_closure_sees_imports_inside_functions(tmp_path, monkeypatch):
 
 def test_paths_are_declared_once():
     """No stage or library module spells an artefact path of dvc.yaml's vars: they read them."""
+
     def values(tree):
         return [v for x in tree.values() for v in (values(x) if isinstance(x, dict) else [x])]
 
@@ -92,6 +100,7 @@ def test_trace_records_files_not_probes(tmp_path, monkeypatch):
     """The audit hook records a file a stage reads or writes, not a read of a path that is no file
     (imports probe sys.path entries such as an editable install's path hook)."""
     import trace_hook as trace
+
     monkeypatch.setattr(trace, "_opens", {})
     (tmp_path / "data.txt").write_text("x")
     monkeypatch.chdir(tmp_path)

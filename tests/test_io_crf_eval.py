@@ -46,8 +46,9 @@ def test_atomic_dir_swaps_only_on_success(tmp_path):
     assert not (tmp_path / "seeds.partial").exists() and out.is_dir() and not (out / "c.png").exists()
 
 
-CRF = SimpleNamespace(gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5,
-                      bilateral_compat=10, iterations=10)
+CRF = SimpleNamespace(
+    gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10
+)
 
 
 def test_crf_snaps_labels_to_edges():
@@ -120,8 +121,11 @@ def test_missing_prediction_named(mini_root, tmp_path):
 
 
 def test_cli_exit_code_on_bad_input(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "bao.scoring.labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "bao.scoring.labels", str(tmp_path / "nope"), "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "not a folder" in r.stderr
 
 

@@ -1,4 +1,5 @@
 """BAO's formulas against hand computations (docs/method.md eq. 5, 6, 8; AMN L_pcl §4; BYOL cosine EMA §3.4)."""
+
 import math
 
 import numpy as np
@@ -30,9 +31,9 @@ def test_norms_by_hand():
 def test_eq6_by_hand():
     # two pixels, classes 1 and 3 present (label index 0 and 2), class 2 absent but with the largest CAM
     cam = torch.zeros(1, 20, 1, 2)
-    cam[0, 0] = torch.tensor([[2.0, 1.0]])   # class 1: max 2 -> [1.0, 0.5]
-    cam[0, 1] = torch.tensor([[9.0, 9.0]])   # class 2: absent
-    cam[0, 2] = torch.tensor([[0.0, 4.0]])   # class 3: max 4 -> [0.0, 1.0]
+    cam[0, 0] = torch.tensor([[2.0, 1.0]])  # class 1: max 2 -> [1.0, 0.5]
+    cam[0, 1] = torch.tensor([[9.0, 9.0]])  # class 2: absent
+    cam[0, 2] = torch.tensor([[0.0, 4.0]])  # class 3: max 4 -> [0.0, 1.0]
     label = torch.zeros(1, 20)
     label[0, [0, 2]] = 1
     s = eq6_scores(cam, label)
@@ -172,9 +173,9 @@ def test_am_branch_is_amns():
 
 
 def test_seed_labels_are_argmax_with_first_max_on_ties():
-    scores = torch.tensor([[[0.5, 0.2], [0.1, 1.0]],
-                           [[0.5, 0.9], [float("-inf"), 1.0]],
-                           [[float("-inf")] * 2, [float("-inf")] * 2]])
+    scores = torch.tensor(
+        [[[0.5, 0.2], [0.1, 1.0]], [[0.5, 0.9], [float("-inf"), 1.0]], [[float("-inf")] * 2, [float("-inf")] * 2]]
+    )
     got = seed_labels(scores)
     assert got.dtype == np.uint8
     assert got.tolist() == [[0, 1], [0, 0]]  # ties go to the first channel (background), as argmax

@@ -1,5 +1,4 @@
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +8,7 @@ import torch
 from bao.core.errors import CheckpointError
 from bao.models.factory import create_model, list_models
 from bao.models.weights import load_pretrained, safe_load
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from common import stacked_attention  # noqa: E402
+from bench.common import stacked_attention
 
 KEYS = Path(__file__).resolve().parent / "data"
 
@@ -94,7 +91,9 @@ def test_load_pretrained_names_bad_keys(tmp_path):
     del sd["trans_1.attn.qkv.weight"]
     path = tmp_path / "bad.pth"
     torch.save(sd, path)
-    with pytest.raises(CheckpointError, match=r"missing keys \['trans_1.attn.qkv.weight'\].*unexpected keys \['surprise.weight'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys \['trans_1.attn.qkv.weight'\].*unexpected keys \['surprise.weight'\]"
+    ):
         load_pretrained(create_model("conformer_mini"), path)
 
 
@@ -156,8 +155,11 @@ def test_deeplab_aspp_rates(arch, published):
 def kazuto_keys(model) -> dict:
     """DeepLab-v2's ImageNet checkpoint as kazuto1011/deeplab-pytorch saves it: the MSC wrapper's
     ``base.`` prefix, an ``aspp`` head of another task, the older ``proj`` shortcut name, no BN counters."""
-    sd = {f"base.{k}".replace(".shortcut.", ".proj."): v.clone() for k, v in model.backbone.state_dict().items()
-          if not k.endswith("num_batches_tracked")}
+    sd = {
+        f"base.{k}".replace(".shortcut.", ".proj."): v.clone()
+        for k, v in model.backbone.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     sd["base.aspp.c0.weight"] = torch.zeros(21, 2048, 3, 3)
     return sd
 

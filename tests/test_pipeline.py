@@ -1,5 +1,6 @@
 """End to end: `dvc repro` on a tiny mini-VOC in a fresh copy of the project, then the experiment
 commands the README shows."""
+
 import json
 import os
 import re
@@ -16,16 +17,33 @@ from test_graph import check_traces
 TINY = {
     "data": {"mini": {"num_train": 8, "num_val": 4, "num_test": 2, "num_aug": 8, "min_side": 64, "max_side": 96}},
     "pretrain": {"images_per_epoch": 32, "val_images": 16, "epochs": 2, "batch_size": 16, "image_size": 64},
-    "transcam": {"epochs": 2, "bao_start_epoch": 1, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
+    "transcam": {
+        "epochs": 2,
+        "bao_start_epoch": 1,
+        "batch_size": 4,
+        "augment": {"resize_long": [64, 96], "crop_size": 64},
+    },
     "cams": {"scales": [64]},
     "bao": {"epochs": 2, "batch_size": 4, "augment": {"resize_long": [64, 96], "crop_size": 64}},
     "psa": {"epochs": 1, "batch_size": 4, "crop_size": 72},
     "deeplab": {"iterations": 4, "batch_size": 4, "crop_size": 64, "log_every": 1},
     "evaluate": {"scales": [1.0]},
     # SeCo: every branch of its schedule (warm-up, prototypes, LIL/LIG, segmentation, cam2mask) in 6 steps
-    "seco": {"iterations": 6, "warmup_iters": 1, "update_prototype": 1, "lil_lig_after": 1, "seg_after": 2,
-             "cam2mask": 3, "crop_size": 64, "ncrops": 4, "queue": 48, "cam_scales": [1.0, 0.5],
-             "par_iterations": 2, "mask_scales": [1.0, 0.5], "seg_scales": [1.0]},
+    "seco": {
+        "iterations": 6,
+        "warmup_iters": 1,
+        "update_prototype": 1,
+        "lil_lig_after": 1,
+        "seg_after": 2,
+        "cam2mask": 3,
+        "crop_size": 64,
+        "ncrops": 4,
+        "queue": 48,
+        "cam_scales": [1.0, 0.5],
+        "par_iterations": 2,
+        "mask_scales": [1.0, 0.5],
+        "seg_scales": [1.0],
+    },
 }
 
 
@@ -62,8 +80,9 @@ KEPT_METRICS = ("metrics/pretrain.csv", "metrics/pretrain_vit.csv")  # the pretr
 def copy_project(dst):
     """The project's files (as git sees them, no metrics or data but the pretrain stage's) in ``dst``, as a
     fresh git repository."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     for f in files:
         # metrics are regenerated, except the pretrain stage's: it is kept in git with its checkpoint, so a
         # clone (and this copy) finds that stage current and does not retrain it
@@ -73,7 +92,6 @@ def copy_project(dst):
     (dst / "metrics").mkdir(exist_ok=True)
     sh("git init -q && git add -A && git commit -qm init", dst)
     return dst
-
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +114,24 @@ def stale(project) -> set[str]:
 @pytest.mark.slow
 def test_dvc_repro_end_to_end(project, tmp_path):
     traces = tmp_path / "traces"
-    sh(f"{sys.executable} -m dvc repro", project, BAO_TRACE_DIR=str(traces), BAO_STAGE_HOOK="trace_hook",
-       PYTHONPATH=str(ROOT / "tests"))
+    sh(
+        f"{sys.executable} -m dvc repro",
+        project,
+        BAO_TRACE_DIR=str(traces),
+        BAO_STAGE_HOOK="trace_hook",
+        PYTHONPATH=str(ROOT / "tests"),
+    )
     check_traces(project, traces)  # every stage read, opened and wrote only what dvc.yaml declares
     m = project / "metrics"
-    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
-                 "transcam_segmentation"):
+    for name in (
+        "transcam_seed",
+        "seed",
+        "mask",
+        "transcam_mask",
+        "transcam_mask_crf",
+        "segmentation",
+        "transcam_segmentation",
+    ):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
     # the metric files DVC lists hold the headline numbers only; the records are in metrics/details/
     assert json.loads((m / "details" / "transcam_mask.json").read_text())["refinement"] == "psa+crf"
@@ -112,6 +142,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
         assert (m / "bao" / f"{v}.csv").read_text().startswith("epoch,")
     # after a Share epoch the target is the online model: its online scores are the target's, and present
     import csv
+
     rows = list(csv.DictReader((m / "bao" / "share.csv").open()))[1:]
     scored = [r for r in rows if r["miou_camsfg_ambg"]]  # bao.epoch_eval_every: some epochs are not scored
     assert scored and scored[-1] == rows[-1]  # the last epoch always is
@@ -147,7 +178,14 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     conformer = project / "bao" / "models" / "conformer.py"
     code = conformer.read_text()
     conformer.write_text(code + "# edited\n")
-    model_free = {"check_params", "prepare_data", "make_amn_labels", "make_masks_bao", "make_masks_transcam_crf", "make_aff_labels"}
+    model_free = {
+        "check_params",
+        "prepare_data",
+        "make_amn_labels",
+        "make_masks_bao",
+        "make_masks_transcam_crf",
+        "make_aff_labels",
+    }
     assert stale(project) == set(stage_names(project)) - model_free  # the stages that build a model
     conformer.write_text(code)
     archs = project / "bao" / "archs.py"
@@ -170,8 +208,14 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert "ema.tau" in table and "metrics/seed.json:miou" in table, table
     # a misspelt key (Hydra's advice: +bao.epoch) fails in check_params, before any stage deletes its
     # outputs; README "After a failed experiment": back to the last commit, dvc status clean
-    r = subprocess.run(f"{sys.executable} -m dvc exp run -S +bao.epoch=3", cwd=project, shell=True,
-                       capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "true"})
+    r = subprocess.run(
+        f"{sys.executable} -m dvc exp run -S +bao.epoch=3",
+        cwd=project,
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DVC_NO_ANALYTICS": "true"},
+    )
     assert r.returncode != 0 and "bao.epoch: unknown parameter" in r.stdout + r.stderr
     assert "Running stage 'prepare_data'" not in r.stdout + r.stderr
     assert "deleted" not in sh(f"{sys.executable} -m dvc status", project)  # the failed check removed nothing

@@ -1,7 +1,9 @@
 """The real-data path, against a local HTTP server on 127.0.0.1 serving archives in the real layouts."""
+
 import hashlib
 import http.server
 import io
+import os
 import tarfile
 import threading
 from pathlib import Path
@@ -74,7 +76,9 @@ def build_archives(mini_root: Path):
     voc = {}
     for i in train + val:
         voc[f"VOCdevkit/VOC2012/JPEGImages/{i}.jpg"] = (mini_root / "JPEGImages" / f"{i}.jpg").read_bytes()
-        voc[f"VOCdevkit/VOC2012/SegmentationClass/{i}.png"] = (mini_root / "SegmentationClass" / f"{i}.png").read_bytes()
+        voc[f"VOCdevkit/VOC2012/SegmentationClass/{i}.png"] = (
+            mini_root / "SegmentationClass" / f"{i}.png"
+        ).read_bytes()
     for i in aug:
         voc[f"VOCdevkit/VOC2012/JPEGImages/{i}.jpg"] = (mini_root / "JPEGImages" / f"{i}.jpg").read_bytes()
     seg = "VOCdevkit/VOC2012/ImageSets/Segmentation"
@@ -101,8 +105,14 @@ def test_prepare_real_layout(server, mini_root, tmp_path):
     voc, sbd, masks, train, val, sbd_ids = build_archives(mini_root)
     handler.files = {"VOCtrainval_11-May-2012.tar": voc, "benchmark.tgz": sbd}
     root = tmp_path / "VOC2012"
-    prepare_voc(root, tmp_path / "dl", [f"{url}/missing.tar", f"{url}/VOCtrainval_11-May-2012.tar"], md5(voc),
-                [f"{url}/benchmark.tgz"], md5(sbd))
+    prepare_voc(
+        root,
+        tmp_path / "dl",
+        [f"{url}/missing.tar", f"{url}/VOCtrainval_11-May-2012.tar"],
+        md5(voc),
+        [f"{url}/benchmark.tgz"],
+        md5(sbd),
+    )
     expected = sorted((set(sbd_ids) | set(train)) - set(val))
     assert read_split(root, "train_aug") == expected
     for i, m in masks.items():
@@ -142,8 +152,9 @@ def test_wrong_checksum_leaves_nothing(server, tmp_path):
     handler.files = {"VOCtrainval_11-May-2012.tar": tar_bytes({"VOCdevkit/VOC2012/x.txt": b"x"})}
     root = tmp_path / "VOC2012"
     with pytest.raises(DownloadError, match="md5 mismatch"):
-        prepare_voc(root, tmp_path / "dl", [f"{url}/VOCtrainval_11-May-2012.tar"], "0" * 32,
-                    [f"{url}/benchmark.tgz"], "0" * 32)
+        prepare_voc(
+            root, tmp_path / "dl", [f"{url}/VOCtrainval_11-May-2012.tar"], "0" * 32, [f"{url}/benchmark.tgz"], "0" * 32
+        )
     assert not root.exists() and not list((tmp_path / "dl").iterdir())
 
 
@@ -258,8 +269,13 @@ def test_bad_files_named_in_the_users_folder(mini_root, tmp_path):
     def prepare(policy):
         params["base"]["bad_input"] = policy
         (work / "params.yaml").write_text(yaml.safe_dump(params))
-        return subprocess.run([sys.executable, str(ROOT / "stages" / "prepare_data.py")], cwd=work,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "stages.prepare_data"],
+            cwd=work,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+        )
 
     def error(r):  # the last line (above it: progress bars)
         assert r.returncode == 2, r.stderr

@@ -1,5 +1,6 @@
 """The mini setting's pretraining: the generated classification set, the schedule, the stage, and the
 checkpoint it hands to get_conformer_weights."""
+
 import numpy as np
 import torch
 import yaml

@@ -1,4 +1,5 @@
 """PSA (AffinityNet, random walk) against hand computations on tiny arrays, and its ResNet-38d."""
+
 import struct
 
 import numpy as np
@@ -30,8 +31,20 @@ def test_confident_labels_keep_fg_of_the_high_threshold_and_bg_where_both_agree(
 def test_pair_offsets_are_the_half_disc():
     assert pair_offsets(2) == [(0, 1), (1, -1), (1, 0), (1, 1)]
     # r = 3: dx, dy in -2..2 with dx^2 + dy^2 < 9 (2^2 + 2^2 = 8 is in), one of each +- pair
-    assert pair_offsets(3) == [(0, 1), (0, 2), (1, -2), (1, -1), (1, 0), (1, 1), (1, 2),
-                               (2, -2), (2, -1), (2, 0), (2, 1), (2, 2)]
+    assert pair_offsets(3) == [
+        (0, 1),
+        (0, 2),
+        (1, -2),
+        (1, -1),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (2, -2),
+        (2, -1),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+    ]
 
 
 def test_pair_indices_on_a_2x3_grid():
@@ -110,8 +123,10 @@ def test_affinitynet_forward_backward_and_groups():
     feat = net(torch.randn(2, 3, 48, 48))
     assert feat.shape == (2, 448, 6, 6)  # stride 8
     aff = pair_affinity(feat, 3)
-    bg, fg, neg = (torch.from_numpy(x)[None].expand(2, -1, -1)
-                   for x in affinity_labels(np.array([[0, 0, 1, 1, 2, 2]] * 6, np.uint8), 3))
+    bg, fg, neg = (
+        torch.from_numpy(x)[None].expand(2, -1, -1)
+        for x in affinity_labels(np.array([[0, 0, 1, 1, 2, 2]] * 6, np.uint8), 3)
+    )
     loss, _ = affinity_loss(aff, bg, fg, neg)
     loss.backward()
     assert net.f9.weight.grad is not None and torch.isfinite(net.f9.weight.grad).all()
@@ -126,8 +141,16 @@ def test_affinitynet_forward_backward_and_groups():
 
 def test_resnet38_keys_are_psas():
     keys = set(create_affinitynet("resnet38d_mini").state_dict())
-    for k in ("conv1a.weight", "b2.conv_branch1.weight", "b4_5.conv_branch2b1.weight", "b5.bn_branch2a.running_mean",
-              "b6.bn_branch2b2.running_var", "b7.conv_branch2b2.weight", "bn7.weight", "f9.weight"):
+    for k in (
+        "conv1a.weight",
+        "b2.conv_branch1.weight",
+        "b4_5.conv_branch2b1.weight",
+        "b5.bn_branch2a.running_mean",
+        "b6.bn_branch2b2.running_var",
+        "b7.conv_branch2b2.weight",
+        "bn7.weight",
+        "f9.weight",
+    ):
         assert k in keys
     assert "b2_1.conv_branch1.weight" not in keys  # same-shape blocks have no projection
 
@@ -150,15 +173,27 @@ def _mx_params(path, arrays: dict, legacy: bool = False):
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_mxnet_params_are_read_and_renamed(tmp_path, legacy):
-    arrays = {"arg:conv1a_weight": np.arange(6).reshape(1, 2, 3), "arg:res4b3_branch2b1_weight": np.ones((2, 2)),
-              "arg:res2a_branch1_weight": np.zeros((1, 1)), "aux:bn5b2_branch2a_moving_var": np.ones(3),
-              "arg:bn6a_branch2b2_gamma": np.ones(2), "arg:bn7_beta": np.zeros(4), "arg:linear1000_weight": np.ones(2)}
+    arrays = {
+        "arg:conv1a_weight": np.arange(6).reshape(1, 2, 3),
+        "arg:res4b3_branch2b1_weight": np.ones((2, 2)),
+        "arg:res2a_branch1_weight": np.zeros((1, 1)),
+        "aux:bn5b2_branch2a_moving_var": np.ones(3),
+        "arg:bn6a_branch2b2_gamma": np.ones(2),
+        "arg:bn7_beta": np.zeros(4),
+        "arg:linear1000_weight": np.ones(2),
+    }
     _mx_params(tmp_path / "a.params", arrays, legacy)
     raw = read_mxnet_params(tmp_path / "a.params")
     assert raw["conv1a_weight"].tolist() == np.arange(6).reshape(1, 2, 3).tolist()
     state = mxnet_to_resnet38(raw)
-    assert set(state) == {"conv1a.weight", "b4_3.conv_branch2b1.weight", "b2.conv_branch1.weight",
-                          "b5_2.bn_branch2a.running_var", "b6.bn_branch2b2.weight", "bn7.bias"}
+    assert set(state) == {
+        "conv1a.weight",
+        "b4_3.conv_branch2b1.weight",
+        "b2.conv_branch1.weight",
+        "b5_2.bn_branch2a.running_var",
+        "b6.bn_branch2b2.weight",
+        "bn7.bias",
+    }
 
 
 def test_resnet38_checkpoint_that_does_not_fit_is_refused(tmp_path):

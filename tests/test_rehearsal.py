@@ -1,6 +1,7 @@
 """The paper setting rehearsed on the CPU: `dvc exp run -S +experiment=paper -S +rehearsal=cpu` on a
 small VOC-sized folder, offline, from random weights, through to Table 1 (README "Paper setting").
 Several minutes: `pytest -m "not rehearsal"` skips it."""
+
 import json
 import subprocess
 import sys
@@ -14,28 +15,90 @@ from test_pipeline import copy_project, sh
 @pytest.mark.rehearsal
 def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
     data = tmp_path_factory.mktemp("voc")
-    subprocess.run([sys.executable, "scripts/other_voc.py", str(data), "--train", "2", "--val", "1", "--test", "1",
-                    "--aug", "0", "--min-side", "320", "--max-side", "500"], check=True, capture_output=True,
-                   cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "scripts/other_voc.py",
+            str(data),
+            "--train",
+            "2",
+            "--val",
+            "1",
+            "--test",
+            "1",
+            "--aug",
+            "0",
+            "--min-side",
+            "320",
+            "--max-side",
+            "500",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     project = copy_project(tmp_path_factory.mktemp("clone") / "bao")
-    sh(f"{sys.executable} -m dvc exp run -S +experiment=paper -S +rehearsal=cpu "
-       f"-S data.folder={data / 'VOCdevkit'}", project)
+    sh(
+        f"{sys.executable} -m dvc exp run -S +experiment=paper -S +rehearsal=cpu -S data.folder={data / 'VOCdevkit'}",
+        project,
+    )
     p = yaml.safe_load((project / "params.yaml").read_text())
     # the paper's sizes, untouched
     assert (p["model"]["arch"], p["transcam"]["augment"]["crop_size"], p["cams"]["scales"]) == (
-        "conformer_s", 512, [256, 512, 768])
-    assert (p["deeplab"]["arch"], p["deeplab"]["backbone"], p["deeplab"]["crop_size"], p["masks"]["crf"]["bilateral_sxy"],
-            p["masks"]["crf"]["n_labels"], p["bao"]["head"], p["bao"]["target_mode"], p["ema"]["span"]) == (
-        "resnet38_seg", "resnet38d", 321, 50, 91, "classifier_x", "train", "epoch")
-    assert (p["psa"]["arch"], p["psa"]["crop_size"], p["psa"]["frozen"]) == ("resnet38d", 448, ["conv1a", "b2", "b2_1", "b2_2"])
+        "conformer_s",
+        512,
+        [256, 512, 768],
+    )
+    assert (
+        p["deeplab"]["arch"],
+        p["deeplab"]["backbone"],
+        p["deeplab"]["crop_size"],
+        p["masks"]["crf"]["bilateral_sxy"],
+        p["masks"]["crf"]["n_labels"],
+        p["bao"]["head"],
+        p["bao"]["target_mode"],
+        p["ema"]["span"],
+    ) == ("resnet38_seg", "resnet38d", 321, 50, 91, "classifier_x", "train", "epoch")
+    assert (p["psa"]["arch"], p["psa"]["crop_size"], p["psa"]["frozen"]) == (
+        "resnet38d",
+        448,
+        ["conv1a", "b2", "b2_1", "b2_2"],
+    )
     s = p["seco"]  # SeCo at its sizes: ViT-B/16, crop 448, 12 views of which 10 local crops of 64 px, its queue
-    assert (s["arch"], s["crop_size"], s["local_crop_size"], s["ncrops"], s["queue"], s["aspp_rates"],
-            s["par_dilations"], s["energy"]["weight"], s["mask_scales"]) == (
-        "vit_base_patch16_224", 448, 64, 12, 4608, [6, 12, 18, 24], [1, 2, 4, 8, 12, 24], 1e-7,
-        [1.0, 0.5, 0.75, 1.25, 1.5, 1.75, 2.0])
+    assert (
+        s["arch"],
+        s["crop_size"],
+        s["local_crop_size"],
+        s["ncrops"],
+        s["queue"],
+        s["aspp_rates"],
+        s["par_dilations"],
+        s["energy"]["weight"],
+        s["mask_scales"],
+    ) == (
+        "vit_base_patch16_224",
+        448,
+        64,
+        12,
+        4608,
+        [6, 12, 18, 24],
+        [1, 2, 4, 8, 12, 24],
+        1e-7,
+        [1.0, 0.5, 0.75, 1.25, 1.5, 1.75, 2.0],
+    )
     m = project / "metrics"
-    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "transcam_mask_crf", "segmentation",
-                 "transcam_segmentation", "seco_seed", "seco_mask", "seco_segmentation"):
+    for name in (
+        "transcam_seed",
+        "seed",
+        "mask",
+        "transcam_mask",
+        "transcam_mask_crf",
+        "segmentation",
+        "transcam_segmentation",
+        "seco_seed",
+        "seco_mask",
+        "seco_segmentation",
+    ):
         assert 0 <= json.loads((m / f"{name}.json").read_text())["miou"] <= 1
     assert "| BAO | CRF |" in (m / "table1.md").read_text()
     assert "| SeCo (CVPR 2024) | CRF | –" not in (m / "table1.md").read_text()  # its row is computed

@@ -8,6 +8,7 @@ l.63-90 and l.102) and ``tool/imutils.py`` (crf_inference_label l.274-296) on th
 ``release_inputs.py``; it stored their outputs in ``data/release_numbers.npz``. The released code itself
 is not in this project.
 """
+
 import sys
 from types import SimpleNamespace
 
@@ -49,8 +50,13 @@ def test_forward_bao_matches_the_release(mode):
     net = project_net().train(mode == "train")
     with torch.no_grad():
         out = net(RI.images(2), RI.labels(2))
-    pairs = {"conv_logits": out["logits_conv"], "trans_logits": out["logits_trans"], "am": out["am"],
-             "cams": out["cams"], "camsfg_ambg": out["camsfg_ambg"]}
+    pairs = {
+        "conv_logits": out["logits_conv"],
+        "trans_logits": out["logits_trans"],
+        "am": out["am"],
+        "cams": out["cams"],
+        "camsfg_ambg": out["camsfg_ambg"],
+    }
     for k, v in pairs.items():
         ref = REL[f"net_{mode}_{k}"]
         scale = np.abs(ref).max()
@@ -74,8 +80,10 @@ def test_loss_matches_the_release_and_its_epoch0_weight_cancels():
     from bao.method.bao import pcl_loss, pseudo_labels
     from bao.method.transcam import cls_loss
 
-    out = {"logits_conv": torch.from_numpy(REL["loss_inputs_conv"]),
-           "logits_trans": torch.from_numpy(REL["loss_inputs_trans"])}
+    out = {
+        "logits_conv": torch.from_numpy(REL["loss_inputs_conv"]),
+        "logits_trans": torch.from_numpy(REL["loss_inputs_trans"]),
+    }
     label = torch.from_numpy(REL["pseudo_label_cls"])
     p_t = pseudo_labels(torch.from_numpy(REL["pseudo_cams"])[:, 1:], label)
     l_pcl = pcl_loss(torch.from_numpy(REL["loss_inputs_am"]), p_t, 0.4)
@@ -150,8 +158,9 @@ def test_mask_crf_matches_the_release(n_labels):
     from bao.method.crf import crf_labels
 
     img, seed = RI.crf_image()
-    cfg = SimpleNamespace(gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10,
-                          iterations=10, gt_prob=0.7)
+    cfg = SimpleNamespace(
+        gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10, gt_prob=0.7
+    )
     np.testing.assert_array_equal(crf_labels(img, seed, cfg, n_labels=n_labels), REL[f"crf_mask_{n_labels}"])
 
 

@@ -1,4 +1,5 @@
 """Resume: an interrupted-and-resumed run ends with the same weights and history as an uninterrupted one."""
+
 import pytest
 import torch
 import torch.nn as nn

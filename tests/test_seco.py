@@ -1,4 +1,5 @@
 """SeCo's losses and PAR against hand computations on tiny tensors."""
+
 import math
 
 import numpy as np
@@ -17,8 +18,8 @@ from bao.method.seco.schedule import loss_weights, poly_warmup_lr
 def test_balanced_seg_loss_by_hand():
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [5.0, 0.0, 0.0]]).T.reshape(1, 3, 1, 3)
     label = torch.tensor([[[0, 1, 255]]])
-    ce0 = -math.log(math.exp(2) / (math.exp(2) + 2))   # the background pixel
-    ce1 = -math.log(math.e / (math.e + 2))             # the foreground pixel; 255 ignored
+    ce0 = -math.log(math.exp(2) / (math.exp(2) + 2))  # the background pixel
+    ce1 = -math.log(math.e / (math.e + 2))  # the foreground pixel; 255 ignored
     expected = 0.5 * (ce0 / (1 + 1e-6) + ce1 / (1 + 1e-6))
     assert balanced_seg_loss(logits, label).item() == pytest.approx(expected, rel=1e-6)
 
@@ -40,7 +41,7 @@ def test_patch_contrast_by_hand():
 
 def test_lil_by_hand():
     q = torch.tensor([[1.0]])
-    keys = torch.tensor([[1.0], [3.0], [2.5]])           # logits 1, 3, 2.5 at temperature 1
+    keys = torch.tensor([[1.0], [3.0], [2.5]])  # logits 1, 3, 2.5 at temperature 1
     loss, flags = lil_loss(q, keys, torch.tensor([1.0]), torch.tensor([1.0, 2.0, 2.0]), 1.0, 1.0)
     # shifted by the max: -2, 0, -0.5; the max (exactly 0) leaves the denominator; the row's log-probs
     # are summed over all three keys (two non-positive ones give -log(denominator)); one positive pair
@@ -49,12 +50,14 @@ def test_lil_by_hand():
     assert flags.tolist() == [1.0]
     # the batch's unsure crops (-1) and the queue's unsure keys take no part; n = 2 crops
     flags, key_flags = torch.tensor([1.0, -1.0]), torch.tensor([1.0, 2.0, 2.0, -1.0])
-    loss2, _ = lil_loss(torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[0.5]])]),
-                             flags, key_flags, 1.0, 1.0)
+    loss2, _ = lil_loss(
+        torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[0.5]])]), flags, key_flags, 1.0, 1.0
+    )
     assert loss2.item() == pytest.approx(-(-2 - 4 * math.log(denom)) / 2, rel=1e-6)
     # a row whose summed log-probabilities are positive is dropped: here the unsure key is the max
-    loss3, _ = lil_loss(torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[9.0]])]),
-                             flags, key_flags, 1.0, 1.0)
+    loss3, _ = lil_loss(
+        torch.tensor([[1.0], [7.0]]), torch.cat([keys, torch.tensor([[9.0]])]), flags, key_flags, 1.0, 1.0
+    )
     d3 = math.exp(-8) + math.exp(-6) + math.exp(-6.5)
     assert -8 - 4 * math.log(d3) > 0 and loss3.item() == 0.0
 
@@ -63,8 +66,7 @@ def test_lil_relabels_a_crop_whose_positives_sit_below_its_mean():
     # twelve positives at logit 0 under one negative at 2: shifted, the positives are all -2, below
     # the row mean (-24/13): 12 below vs 1 above, more than 10 -> flag 0 and no loss
     keys = torch.tensor([[2.0]] + [[0.0]] * 12)
-    loss, flags = lil_loss(torch.tensor([[1.0]]), keys, torch.tensor([3.0]),
-                                torch.tensor([5.0] + [3.0] * 12), 1.0, 1.0)
+    loss, flags = lil_loss(torch.tensor([[1.0]]), keys, torch.tensor([3.0]), torch.tensor([5.0] + [3.0] * 12), 1.0, 1.0)
     assert flags.tolist() == [0.0] and loss.item() == 0.0
 
 
@@ -87,7 +89,7 @@ def test_par_on_a_flat_image_scales_by_one_plus_w2_per_iteration():
     image = torch.full((1, 3, 6, 6), 0.5)
     # flat image: uniform image weights (sum 1) plus w2 x a softmax (sum w2) over the neighbours
     flat = par_refine(image, torch.ones(1, 1, 6, 6), dilations=(1, 2), iterations=3)
-    assert torch.allclose(flat, torch.full_like(flat, 1.01 ** 3))
+    assert torch.allclose(flat, torch.full_like(flat, 1.01**3))
 
 
 def test_par_matches_a_per_pixel_loop():
@@ -99,14 +101,14 @@ def test_par_matches_a_per_pixel_loop():
     offsets = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
     nbrs = [(d * dy, d * dx, d * (math.sqrt(2) if dy and dx else 1)) for d in (1, 2) for dy, dx in offsets]
     dist = np.array([r for _, _, r in nbrs])
-    pos = -(dist / (dist.std(ddof=1) + 1e-8) / 0.3) ** 2
+    pos = -((dist / (dist.std(ddof=1) + 1e-8) / 0.3) ** 2)
     pos = np.exp(pos) / np.exp(pos).sum()
     ref = np.zeros_like(m)
     for y in range(5):
         for x in range(4):
             at = [(min(max(y + dy, 0), 4), min(max(x + dx, 0), 3)) for dy, dx, _ in nbrs]  # replicate border
-            cols = np.stack([img[:, a, b] for a, b in at], 1)                           # (3, K)
-            aff = -(np.abs(cols - img[:, y, x][:, None]) / (cols.std(1, ddof=1, keepdims=True) + 1e-8) / 0.3) ** 2
+            cols = np.stack([img[:, a, b] for a, b in at], 1)  # (3, K)
+            aff = -((np.abs(cols - img[:, y, x][:, None]) / (cols.std(1, ddof=1, keepdims=True) + 1e-8) / 0.3) ** 2)
             aff = aff.mean(0)
             w = np.exp(aff) / np.exp(aff).sum() + 0.01 * pos
             ref[:, y, x] = sum(w[k] * m[:, a, b] for k, (a, b) in enumerate(at))
@@ -122,7 +124,7 @@ def _direct_w(image, sigma_rgb, sigma_xy):
         for j, (yj, xj) in enumerate(pix):
             dxy = (yi - yj) ** 2 + (xi - xj) ** 2
             drgb = float(((image[:, yi, xi] - image[:, yj, xj]) ** 2).sum())
-            W[i, j] = math.exp(-dxy / (2 * sigma_xy ** 2) - drgb / (2 * sigma_rgb ** 2))
+            W[i, j] = math.exp(-dxy / (2 * sigma_xy**2) - drgb / (2 * sigma_rgb**2))
     return W
 
 
@@ -187,8 +189,9 @@ def test_refine_with_background_by_hand():
     # no PAR iterations and no rescaling: each pixel's label is the argmax of [background plane, CAM]
     cam = torch.tensor([[0.9, 0.5, 0.1, 0.9]]).reshape(1, 1, 1, 4).repeat(1, 1, 2, 1)
     image = torch.rand(1, 3, 2, 4)
-    label = refine_with_background(image, cam, torch.tensor([[1.0]]), torch.tensor([[0, 2, 0, 3]]),
-                                        high=0.7, low=0.25, down_scale=1, iterations=0)
+    label = refine_with_background(
+        image, cam, torch.tensor([[1.0]]), torch.tensor([[0, 2, 0, 3]]), high=0.7, low=0.25, down_scale=1, iterations=0
+    )
     # 0.9: the class over both planes; 0.5: under the high plane only -> ignored; 0.1: background;
     # the last column lies outside the box
     assert label[0].tolist() == [[1, 255, 0, 255]] * 2
@@ -213,7 +216,7 @@ def test_crop_tags_by_hand():
     assert flags[2, :2].tolist() == [1, 1]  # no confident class: the release's initial tag stays
     for k, c in enumerate(crops):  # image 1: each crop's tag from its own labels
         y, x = divmod(int(c[1, 0, 0, 0]) - 36, 6)
-        inside = roi[1, y:y + 2, x:x + 2]
+        inside = roi[1, y : y + 2, x : x + 2]
         classes = set(inside.unique().tolist()) - {0}
         expected = 0 if inside.sum() / 4 <= 0.3 else (classes.pop() if len(classes) == 1 else -1)
         assert flags[1, k + 2] == expected
@@ -239,7 +242,8 @@ def test_seco_net_trains_a_step_with_every_loss():
     flags = torch.tensor([[1.0, 1.0, 1.0, 0.0], [-1.0, -1.0, 2.0, 3.0]]).reshape(-1, 1)
     before = net.prototypes.clone()
     cls, seg, fmap, cls_aux, out_q, feats, tags, protos = net(
-        x, [x, x.flip(-1)] + crops_q + crops_k, flags, torch.tensor([[1], [-1]]), update_prototypes=True)
+        x, [x, x.flip(-1)] + crops_q + crops_k, flags, torch.tensor([[1], [-1]]), update_prototypes=True
+    )
     assert out_q.shape == (8, 96) and feats.shape == (8 + 8 + 24, 96) and tags.shape == (40, 1)
     assert int(net.queue_ptr) == 8 and torch.equal(net.queue_flags[:8], flags)
     assert torch.allclose(protos.norm(dim=1), torch.ones(3))
@@ -250,10 +254,15 @@ def test_seco_net_trains_a_step_with_every_loss():
     lig = lig_loss(out_q, protos, revised)
     label = torch.randint(0, 4, (2, 64, 64))
     seg_up = F.interpolate(seg, size=(64, 64), mode="bilinear", align_corners=False)
-    loss = (F.multilabel_soft_margin_loss(cls, cls_label) + F.multilabel_soft_margin_loss(cls_aux, cls_label)
-            + 0.3 * patch_contrast_loss(fmap, label_to_aff_mask(label[:, ::16, ::16]))
-            + 0.5 * lil + 0.5 * lig + 0.12 * balanced_seg_loss(seg_up, label)
-            + 0.05 * dense_energy_loss(x * 255, seg_up.softmax(1), torch.ones(2, 64, 64), label))
+    loss = (
+        F.multilabel_soft_margin_loss(cls, cls_label)
+        + F.multilabel_soft_margin_loss(cls_aux, cls_label)
+        + 0.3 * patch_contrast_loss(fmap, label_to_aff_mask(label[:, ::16, ::16]))
+        + 0.5 * lil
+        + 0.5 * lig
+        + 0.12 * balanced_seg_loss(seg_up, label)
+        + 0.05 * dense_energy_loss(x * 255, seg_up.softmax(1), torch.ones(2, 64, 64), label)
+    )
     loss.backward()
     assert all(p.grad is not None for p in net.classifier.parameters())
     assert net.encoder.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
@@ -289,7 +298,7 @@ class FixedCams(torch.nn.Module):
         h, w = x.shape[-2] // 16, x.shape[-1] // 16
         cam = F.interpolate(self.cam, size=(h, w), mode="bilinear", align_corners=False)
         cam = cam.expand(x.shape[0], -1, -1, -1).clone()
-        cam[x.shape[0] // 2:] = cam[x.shape[0] // 2:].flip(-1)  # the flipped half sees the flipped image
+        cam[x.shape[0] // 2 :] = cam[x.shape[0] // 2 :].flip(-1)  # the flipped half sees the flipped image
         return torch.full_like(cam, -1.0), cam  # (aux, cam): the aux CAM negative everywhere
 
 
@@ -299,7 +308,9 @@ def test_multi_scale_cam_by_hand():
     # one scale: up to the input, the max with the flipped pass (the same map), ReLU, each class to
     # [0, 1] by its min and max
     up = F.interpolate(cam, size=(32, 32), mode="bilinear", align_corners=False).clamp(min=0)
-    expected = (up - up.amin((2, 3), keepdim=True)) / (up.amax((2, 3), keepdim=True) - up.amin((2, 3), keepdim=True) + 1e-5)
+    expected = (up - up.amin((2, 3), keepdim=True)) / (
+        up.amax((2, 3), keepdim=True) - up.amin((2, 3), keepdim=True) + 1e-5
+    )
     assert torch.allclose(out, expected, atol=1e-6) and torch.equal(aux, torch.zeros_like(aux))
     # two scales sum before the normalisation: the same map twice normalises to the same result
     twice, _ = multi_scale_cam(FixedCams(cam), torch.zeros(1, 3, 32, 32), scales=[1.0, 1.0])
@@ -348,10 +359,12 @@ def test_seco_params_are_checked():
     from bao.core.errors import ParamsError
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value, message in (("queue", 100, "seco.queue: must be a multiple of batch_size x ncrops"),
-                                ("crop_size", 100, "multiples of the patch size 16"),
-                                ("arch", "vit_huge", "seco.arch: unknown ViT"),
-                                ("aux_layer", -7, "seco.aux_layer")):
+    for key, value, message in (
+        ("queue", 100, "seco.queue: must be a multiple of batch_size x ncrops"),
+        ("crop_size", 100, "multiples of the patch size 16"),
+        ("arch", "vit_huge", "seco.arch: unknown ViT"),
+        ("aux_layer", -7, "seco.aux_layer"),
+    ):
         bad = yaml.safe_load(yaml.safe_dump(raw))
         bad["seco"][key] = value
         with pytest.raises(ParamsError, match=message):
@@ -371,5 +384,7 @@ def test_vit_checkpoint_loads_key_for_key(tmp_path):
     sd = vit.state_dict()
     del sd["blocks.1.mlp.fc1.weight"]
     torch.save(sd, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointError, match=r"bad.pth: does not fit the ViT backbone: missing keys \['blocks.1.mlp.fc1.weight'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"bad.pth: does not fit the ViT backbone: missing keys \['blocks.1.mlp.fc1.weight'\]"
+    ):
         net.load_backbone(tmp_path / "bad.pth")

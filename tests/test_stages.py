@@ -1,4 +1,5 @@
 """Stage entry points fail before any work, with a message naming the parameter or file."""
+
 import os
 import subprocess
 import sys
@@ -13,8 +14,9 @@ def run_stage(tmp_path, name, params, *args):
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())  # the stages read their paths there
     # the project's stages and bao, run from a folder of their own (PYTHONPATH stands for the checkout)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
 
 
 def base_params():

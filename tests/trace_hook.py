@@ -6,6 +6,7 @@ The end-to-end test runs the pipeline with ``BAO_STAGE_HOOK=trace_hook``, ``PYTH
 of its worker processes, which record the project files they open (an audit hook on ``open``) and the
 params keys they read (``bao.core.params.reads``), and write them to ``$BAO_TRACE_DIR/<stage>.<pid>.json``.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ def flush() -> None:
     os.makedirs(folder, exist_ok=True)
     name = f"{os.environ.get('BAO_STAGE', 'unknown')}.{os.getpid()}.json"
     with open(os.path.join(folder, name), "w") as f:
-        json.dump({"stage": os.environ.get("BAO_STAGE"), "params": sorted(_param_reads()),
-                   "opens": _opens}, f, indent=1)
+        json.dump(
+            {"stage": os.environ.get("BAO_STAGE"), "params": sorted(_param_reads()), "opens": _opens}, f, indent=1
+        )
 
 
 def _param_reads() -> set[str]:

@@ -7,8 +7,9 @@ CONFORMERS: dict[str, dict] = {
     "conformer_s": dict(channel_ratio=4, embed_dim=384, depth=12, num_heads=6, mlp_ratio=4),
     "conformer_b": dict(channel_ratio=6, embed_dim=576, depth=12, num_heads=9, mlp_ratio=4),
     # a small CPU configuration for mini-VOC (same structure, narrow and 6 blocks deep)
-    "conformer_mini": dict(stem_channels=16, base_channel=16, channel_ratio=2, embed_dim=96, depth=6, num_heads=3,
-                           mlp_ratio=2),
+    "conformer_mini": dict(
+        stem_channels=16, base_channel=16, channel_ratio=2, embed_dim=96, depth=6, num_heads=3, mlp_ratio=2
+    ),
 }
 
 
@@ -26,5 +27,3 @@ def check_arch(p: str, arch: str) -> None:
 
     if arch not in CONFORMERS:
         raise ParamsError(f"{p}.arch: unknown model {arch!r}; known: {sorted(CONFORMERS)}")
-
-

@@ -1,4 +1,5 @@
 """BAO's sections: ``bao`` (its training), ``ema`` (the target update) and ``seeds`` (the readout)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,8 +4,12 @@ implemented (``bao.method.readouts.READOUTS``)."""
 
 # bao.update and Figure 4's curves (and their legend), one train_bao stage each: the three target updates of §3.4 and
 # the TransCAM+AMN baseline (fixed labels, no target)
-UPDATES = {"amn": "TransCAM+AMN", "share": "TransCAM+BAO (Share)", "ema": "TransCAM+BAO (EMA)",
-           "share+ema": "TransCAM+BAO (Share+EMA)"}  # name -> Figure 4's legend
+UPDATES = {
+    "amn": "TransCAM+AMN",
+    "share": "TransCAM+BAO (Share)",
+    "ema": "TransCAM+BAO (EMA)",
+    "share+ema": "TransCAM+BAO (Share+EMA)",
+}  # name -> Figure 4's legend
 HEADS = ("classifier_x", "amn_aspp")  # bao.head: the activation-map classifier (bao.method.bao.BAONet)
 TARGET_MODES = ("train", "eval")  # bao.target_mode: the target's forward mode
 PCL_GRADS = ("all", "head")  # bao.pcl_grad: where L_pcl's gradient goes

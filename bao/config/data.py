@@ -1,4 +1,5 @@
 """The ``data`` section: mini-VOC, VOC 2012 + SBD, or a folder in the VOC layout."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

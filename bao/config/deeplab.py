@@ -1,4 +1,5 @@
 """The ``deeplab`` and ``evaluate`` sections: the segmentation network, its training and its evaluation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,10 @@ class DeepLab(Section):
             if self.backbone not in RESNET38:
                 raise ParamsError(f"{p}.backbone: resnet38_seg needs one of {sorted(RESNET38)}, got {self.backbone!r}")
             if self.pretrained:
-                raise ParamsError(f"{p}.pretrained: resnet38_seg starts from psa.pretrained's ImageNet ResNet-38 "
-                                  "(get_resnet38_weights); set deeplab.pretrained to null")
+                raise ParamsError(
+                    f"{p}.pretrained: resnet38_seg starts from psa.pretrained's ImageNet ResNet-38 "
+                    "(get_resnet38_weights); set deeplab.pretrained to null"
+                )
         elif self.frozen:
             raise ParamsError(f"{p}.frozen: only resnet38_seg keeps layers frozen, got {self.frozen} for {self.arch}")
         check_frozen(p, self.frozen)

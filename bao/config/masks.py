@@ -1,4 +1,5 @@
 """The ``masks`` section: the dense CRF of the pseudo-labels (and the CRF kernels other sections reuse)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from bao.core.params import Section, choice, positive
 @dataclass
 class Crf(Section):
     """Dense-CRF kernels (the DeepLab test's dense_crf starts from probabilities)."""
+
     gauss_sxy: float
     gauss_compat: float
     bilateral_sxy: float
@@ -26,6 +28,7 @@ class Crf(Section):
 @dataclass
 class LabelCrf(Crf):
     """The pseudo-label CRF: unary from hard labels (gt_prob) or from the seed scores."""
+
     unary: choice(CRF_UNARIES)
     gt_prob: float
     n_labels: Optional[int]

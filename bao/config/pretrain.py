@@ -1,4 +1,5 @@
 """The ``pretrain`` section: the mini setting's ImageNet stand-in (stages pretrain and pretrain_vit)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """The ``psa`` section: PSA's AffinityNet and random walk for TransCAM's row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

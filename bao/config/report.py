@@ -1,4 +1,5 @@
 """The ``report`` section: Table 1's and the figures' choices."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """The whole of params.yaml: every section (check_params, scripts and tests). A stage loads only the
 sections it reads (``bao.core.stage.main``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

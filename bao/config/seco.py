@@ -1,4 +1,5 @@
 """The ``seco`` section: SeCo (zwyang6/SeCo scripts/train_voc.py arguments)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,26 +84,56 @@ class Seco(Section):
         depth = SECO_VITS[self.arch]["depth"]
         if not -depth <= self.aux_layer < depth:
             raise ParamsError(f"{p}.aux_layer: must index one of {self.arch}'s {depth} blocks, got {self.aux_layer}")
-        for k in ("iterations", "batch_size", "lr", "crop_size", "local_crop_size", "par_iterations",
-                  "queue", "checkpoint_every", "poly_power"):
+        for k in (
+            "iterations",
+            "batch_size",
+            "lr",
+            "crop_size",
+            "local_crop_size",
+            "par_iterations",
+            "queue",
+            "checkpoint_every",
+            "poly_power",
+        ):
             positive(f"{p}.{k}", getattr(self, k))
-        for k in ("warmup_iters", "update_prototype", "lil_lig_after", "seg_after", "cam2mask", "warmup_ratio",
-                  "head_lr_mult", "weight_decay", "w_ptc", "w_lil", "w_lig", "w_seg", "w_reg", "temp_lil", "temp_lig"):
+        for k in (
+            "warmup_iters",
+            "update_prototype",
+            "lil_lig_after",
+            "seg_after",
+            "cam2mask",
+            "warmup_ratio",
+            "head_lr_mult",
+            "weight_decay",
+            "w_ptc",
+            "w_lil",
+            "w_lig",
+            "w_seg",
+            "w_reg",
+            "temp_lil",
+            "temp_lig",
+        ):
             positive(f"{p}.{k}", getattr(self, k), allow_zero=True)
         if self.crop_size % patch or self.local_crop_size % patch:
-            raise ParamsError(f"{p}.crop_size/local_crop_size: must be multiples of the patch size {patch}, "
-                              f"got {self.crop_size}/{self.local_crop_size}")
+            raise ParamsError(
+                f"{p}.crop_size/local_crop_size: must be multiples of the patch size {patch}, "
+                f"got {self.crop_size}/{self.local_crop_size}"
+            )
         if self.local_crop_size > self.crop_size:
             raise ParamsError(f"{p}.local_crop_size: larger than crop_size {self.crop_size}")
         if self.ncrops < 3:
             raise ParamsError(f"{p}.ncrops: needs 2 global views and at least one local crop, got {self.ncrops}")
         if self.queue % (self.batch_size * self.ncrops):
-            raise ParamsError(f"{p}.queue: must be a multiple of batch_size x ncrops = "
-                              f"{self.batch_size * self.ncrops} (keys enqueued per step and GPU), got {self.queue}")
+            raise ParamsError(
+                f"{p}.queue: must be a multiple of batch_size x ncrops = "
+                f"{self.batch_size * self.ncrops} (keys enqueued per step and GPU), got {self.queue}"
+            )
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ParamsError(f"{p}.scale_range: needs [low, high] with 0 < low <= high, got {self.scale_range}")
         if len(self.color_jitter) != 4:
-            raise ParamsError(f"{p}.color_jitter: needs [brightness, contrast, saturation, hue], got {self.color_jitter}")
+            raise ParamsError(
+                f"{p}.color_jitter: needs [brightness, contrast, saturation, hue], got {self.color_jitter}"
+            )
         if not 0 <= self.low_thre <= self.high_thre <= 1 or not 0 <= self.bkg_thre <= 1:
             raise ParamsError(f"{p}.low_thre/high_thre/bkg_thre: need 0 <= low <= high <= 1 and bkg in [0, 1]")
         for k in ("proto_m", "momentum"):

@@ -1,4 +1,5 @@
 """TransCAM's sections: ``model`` (the Conformer), ``transcam`` (its training) and ``cams`` (its CAMs)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,8 +68,9 @@ class TransCAM(Optim):
         super().check(p)
         positive(f"{p}.epoch_eval_every", self.epoch_eval_every)
         if self.bao_start_epoch is not None and not 1 <= self.bao_start_epoch <= self.epochs:
-            raise ParamsError(f"{p}.bao_start_epoch: must be null or in [1, epochs = {self.epochs}], "
-                              f"got {self.bao_start_epoch}")
+            raise ParamsError(
+                f"{p}.bao_start_epoch: must be null or in [1, epochs = {self.epochs}], got {self.bao_start_epoch}"
+            )
 
 
 @dataclass

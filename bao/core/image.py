@@ -1,5 +1,6 @@
 """Image helpers of every model-facing stage: ImageNet normalisation (``to_tensor``) and the one way
 out of model code (``host``)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Every stage writes through these helpers, so a failed, killed or disk-full stage leaves either the
 previous complete output or nothing, never a half-written file that DVC would record.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -166,7 +167,9 @@ def safe_load(path: str | Path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain "
-                              f"containers (weights_only=True): {str(e).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain "
+            f"containers (weights_only=True): {str(e).splitlines()[0]}"
+        ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None

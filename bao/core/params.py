@@ -5,6 +5,7 @@ defaults (values and their documentation live in conf/config.yaml only). ``load`
 and builds the sections a stage asks for; any unknown or missing key, wrong type or impossible value
 fails before work starts, with a message naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,12 @@ class Section:
 
     def __getattribute__(self, name):
         value = object.__getattribute__(self, name)
-        if _READS is not None and not name.startswith("_") and not isinstance(value, Section) \
-                and name in object.__getattribute__(self, "__dataclass_fields__"):
+        if (
+            _READS is not None
+            and not name.startswith("_")
+            and not isinstance(value, Section)
+            and name in object.__getattribute__(self, "__dataclass_fields__")
+        ):
             _READS.add(object.__getattribute__(self, "_key") + name)
         return value
 

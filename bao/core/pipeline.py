@@ -2,6 +2,7 @@
 each stage's resolved deps, params and outs; and the resume key every resumable stage derives from
 them. Paths are declared once, in dvc.yaml; nothing in the stages repeats them.
 """
+
 from __future__ import annotations
 
 import functools
@@ -160,5 +161,3 @@ def resume_key(stage: str, raw_params: dict | None = None) -> str:
     deps = {d: tree_md5(d) for d in resolve(stage, raw)["deps"]}
     blob = repr((stage, sorted(values.items()), sorted(deps.items()))).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-

@@ -1,4 +1,5 @@
 """Device, mixed precision, seeding, distributed data parallel and resumable checkpoints."""
+
 from __future__ import annotations
 
 import contextlib
@@ -71,16 +72,22 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
         raise ValueError(f"the split has {n} images, fewer than batch_size {batch_size}")
     order = np.random.default_rng((seed, epoch, 7)).permutation(n)
     per = batch_size // world
-    return [order[b * batch_size + rank * per: b * batch_size + (rank + 1) * per].tolist()
-            for b in range(n // batch_size)]
+    return [
+        order[b * batch_size + rank * per : b * batch_size + (rank + 1) * per].tolist() for b in range(n // batch_size)
+    ]
 
 
 def make_loader(dataset, batches: list[list[int]], num_workers: int):
     # its own generator: creating the iterator must not draw from the global RNG, or a resumed run's
     # dropout/drop-path masks would differ from an uninterrupted run's
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
-                                       generator=torch.Generator().manual_seed(0),
-                                       persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 class Checkpointer:

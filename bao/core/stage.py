@@ -1,5 +1,6 @@
 """Entry-point glue of ``stages/*.py``: load and check the params the stage reads, turn known errors
 into a one-line message naming the file or parameter, and exit non-zero."""
+
 from __future__ import annotations
 
 import importlib

@@ -7,6 +7,7 @@ continues where it stopped and its result is identical to an uninterrupted run. 
 the ids are sharded over processes, each with its own model copy; every file depends on its image
 alone, so the output does not depend on the number of workers.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -63,8 +64,14 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def run_split(make_work: Callable[[], Callable[[str], object]], ids: list[str], out_dir: Path, suffix: str,
-              workers: int = 1, desc: str = "") -> dict:
+def run_split(
+    make_work: Callable[[], Callable[[str], object]],
+    ids: list[str],
+    out_dir: Path,
+    suffix: str,
+    workers: int = 1,
+    desc: str = "",
+) -> dict:
     """``make_work()`` builds the per-image function (model loaded once per process). Returns what
     ``work`` returned (when not None) for the ids processed by this call, by id."""
     todo = _todo(ids, out_dir, suffix)
@@ -90,8 +97,15 @@ def run_split(make_work: Callable[[], Callable[[str], object]], ids: list[str], 
     return results
 
 
-def map_split(stage: str, out: str | Path, ids: list[str], make_work: Callable[[Path], Callable[[str], object]],
-              suffix: str, workers: int | str = 1, gpu: bool = False) -> dict:
+def map_split(
+    stage: str,
+    out: str | Path,
+    ids: list[str],
+    make_work: Callable[[Path], Callable[[str], object]],
+    suffix: str,
+    workers: int | str = 1,
+    gpu: bool = False,
+) -> dict:
     """Run ``make_work(out_dir)(image_id)`` for every id into ``out`` (atomic, resumable under the
     stage's resume key); returns the per-id results of ``run_split`` (ids done by an interrupted
     run that this one resumed are not in it)."""

@@ -1,4 +1,5 @@
 """BAO: online/target networks, threshold-free pseudo-labels, L_pcl and the target update (docs/method.md §3)."""
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,15 @@ class BAONet(nn.Module):
       label encoder at PyTorch's default initialisation.
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int = NUM_CLASSES, refine_am: bool = True,
-                 attn_identity: float = 0.0, head: str = "classifier_x", aspp_rates=None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = NUM_CLASSES,
+        refine_am: bool = True,
+        attn_identity: float = 0.0,
+        head: str = "classifier_x",
+        aspp_rates=None,
+    ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"bao.head: {head!r} is not one of {HEADS}")
@@ -63,7 +71,9 @@ class BAONet(nn.Module):
             self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
             _release_init(self.label_enc, self.am_head)
         else:
-            self.am_head = nn.Sequential(nn.Dropout(0.1), ASPPv2(c, num_classes, rates=tuple(aspp_rates or AMN_ASPP_RATES)))
+            self.am_head = nn.Sequential(
+                nn.Dropout(0.1), ASPPv2(c, num_classes, rates=tuple(aspp_rates or AMN_ASPP_RATES))
+            )
 
     def new_parameters(self) -> list:
         """The layers that TransCAM's checkpoint lacks: the label encoder and the AM classifier."""
@@ -89,9 +99,13 @@ class BAONet(nn.Module):
 
 def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
     """The online/target network of the configured model (``bao.head``, ``bao.refine_am``, ``cams.attn_identity``)."""
-    return BAONet(create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
-                  refine_am=params.bao.refine_am, attn_identity=params.cams.attn_identity, head=params.bao.head,
-                  aspp_rates=params.bao.aspp_rates)
+    return BAONet(
+        create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
+        refine_am=params.bao.refine_am,
+        attn_identity=params.cams.attn_identity,
+        head=params.bao.head,
+        aspp_rates=params.bao.aspp_rates,
+    )
 
 
 def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -184,5 +198,3 @@ def update_mode(update: str, epoch: int, share_epochs: int) -> str:
     if update == "share+ema":
         return "share" if epoch < share_epochs else "ema"
     return {"share": "share", "ema": "ema", "amn": "none"}[update]
-
-

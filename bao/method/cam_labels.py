@@ -1,5 +1,6 @@
 """CAMs to labels: reading a CAM file, the argmax over [background threshold, CAMs], and one label map
 with an ignore band from two CRF-refined seeds (PSA's and AMN's confident labels)."""
+
 from __future__ import annotations
 
 from pathlib import Path

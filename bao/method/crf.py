@@ -4,6 +4,7 @@
 unary_from_labels with gt_prob, Gaussian and bilateral kernels, argmax after t iterations);
 ``crf_probs`` starts from class probabilities (unary_from_softmax), as the DeepLab test's dense_crf.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,11 @@ from pydensecrf.utils import unary_from_labels, unary_from_softmax
 
 def _kernels(cfg) -> dict:
     # read every setting before any early return: the output depends on all of them in general
-    return dict(gauss=(cfg.gauss_sxy, cfg.gauss_compat), bilateral=(cfg.bilateral_sxy, cfg.bilateral_srgb,
-                cfg.bilateral_compat), iterations=cfg.iterations)
+    return dict(
+        gauss=(cfg.gauss_sxy, cfg.gauss_compat),
+        bilateral=(cfg.bilateral_sxy, cfg.bilateral_srgb, cfg.bilateral_compat),
+        iterations=cfg.iterations,
+    )
 
 
 def _infer(image: np.ndarray, unary: np.ndarray, n: int, k: dict) -> np.ndarray:

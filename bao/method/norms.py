@@ -1,4 +1,5 @@
 """Per-channel normalisations of activation maps (TransCAM's min-max; the max before eq. 6)."""
+
 from __future__ import annotations
 
 import torch

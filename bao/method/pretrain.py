@@ -1,6 +1,7 @@
 """The mini setting's stand-in for ImageNet pretraining (docs/method.md §7.1): the classifier and
 token-labelling heads, the attention-grouping loss, the schedule and the held-out accuracy of the
 pretrain and pretrain_vit stages."""
+
 from __future__ import annotations
 
 import math

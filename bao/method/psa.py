@@ -7,6 +7,7 @@ Facts followed (TransCAM repository): the pair layout of ``tool/pyutils.get_indi
 ``tool/imutils.ExtractAffinityLabelInRadius``; the label of ``voc12/data.VOC12AffDataset``; the loss of
 ``train_aff.py``; the dense affinity and the walk of ``network/resnet38_aff.py`` and ``infer_aff.py``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,7 +24,9 @@ def pair_offsets(radius: int) -> list[tuple[int, int]]:
     """The half-disc of (dy, dx) offsets with 0 < dy² + dx² < radius²: (0, 1..r-1), then each
     dy = 1..r-1 with |dx| < r. Each unordered pair of pixels is counted once (pyutils l.127)."""
     out = [(0, dx) for dx in range(1, radius)]
-    out += [(dy, dx) for dy in range(1, radius) for dx in range(-radius + 1, radius) if dx * dx + dy * dy < radius * radius]
+    out += [
+        (dy, dx) for dy in range(1, radius) for dx in range(-radius + 1, radius) if dx * dx + dy * dy < radius * radius
+    ]
     return out
 
 
@@ -39,8 +42,8 @@ def pair_indices(height: int, width: int, radius: int) -> tuple[np.ndarray, np.n
         raise ValueError(f"a {height}x{width} grid is too small for radius {radius}")
     grid = np.arange(height * width, dtype=np.int64).reshape(height, width)
     h, w = height - r1, width - 2 * r1
-    src = grid[:h, r1:r1 + w].reshape(-1)
-    dst = np.concatenate([grid[dy:dy + h, r1 + dx:r1 + dx + w].reshape(-1) for dy, dx in pair_offsets(radius)])
+    src = grid[:h, r1 : r1 + w].reshape(-1)
+    dst = np.concatenate([grid[dy : dy + h, r1 + dx : r1 + dx + w].reshape(-1) for dy, dx in pair_offsets(radius)])
     return src, dst
 
 
@@ -79,7 +82,9 @@ def pair_affinity(feat: torch.Tensor, radius: int) -> torch.Tensor:
     return torch.exp(-(ft - ff).abs().mean(1))
 
 
-def affinity_loss(aff: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def affinity_loss(
+    aff: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, neg: torch.Tensor
+) -> tuple[torch.Tensor, dict]:
     """train_aff.py: cross-entropy of the affinities against each label set, averaged within the set,
     weighted bg/4 + fg/4 + neg/2 (the positive sets together weigh as much as the negatives)."""
     eps = 1e-5
@@ -89,7 +94,12 @@ def affinity_loss(aff: torch.Tensor, bg: torch.Tensor, fg: torch.Tensor, neg: to
     fg_loss = (-fg * torch.log(aff + eps)).sum() / n_fg
     neg_loss = (-neg * torch.log(1 + eps - aff)).sum() / n_neg
     loss = bg_loss / 4 + fg_loss / 4 + neg_loss / 2
-    return loss, {"loss": loss.item(), "bg_loss": bg_loss.item(), "fg_loss": fg_loss.item(), "neg_loss": neg_loss.item()}
+    return loss, {
+        "loss": loss.item(),
+        "bg_loss": bg_loss.item(),
+        "fg_loss": fg_loss.item(),
+        "neg_loss": neg_loss.item(),
+    }
 
 
 def dense_affinity(aff: torch.Tensor, height: int, width: int, radius: int) -> torch.Tensor:
@@ -127,7 +137,13 @@ class AffinityCrops(SeededCrops):
         super().__init__(ds, seed)
         if crop_size % stride:
             raise ValueError(f"psa.crop_size: {crop_size} is not a multiple of the feature stride {stride}")
-        self.label_fn, self.crop, self.jitter, self.radius, self.stride = label_fn, crop_size, color_jitter, radius, stride
+        self.label_fn, self.crop, self.jitter, self.radius, self.stride = (
+            label_fn,
+            crop_size,
+            color_jitter,
+            radius,
+            stride,
+        )
 
     def __getitem__(self, index: int) -> dict:
         rng, image_id, img = self.sample(index)
@@ -138,11 +154,16 @@ class AffinityCrops(SeededCrops):
         oy, ox = int(rng.integers(0, max(self.crop - h, 0) + 1)), int(rng.integers(0, max(self.crop - w, 0) + 1))
         hh, ww = min(h, self.crop), min(w, self.crop)
         box = np.zeros((self.crop, self.crop, 3), np.uint8)
-        box[oy:oy + hh, ox:ox + ww] = arr[y0:y0 + hh, x0:x0 + ww]
+        box[oy : oy + hh, ox : ox + ww] = arr[y0 : y0 + hh, x0 : x0 + ww]
         lbox = np.zeros((self.crop, self.crop), np.uint8)
-        lbox[oy:oy + hh, ox:ox + ww] = lab[y0:y0 + hh, x0:x0 + ww]
+        lbox[oy : oy + hh, ox : ox + ww] = lab[y0 : y0 + hh, x0 : x0 + ww]
         if rng.random() < 0.5:
             box, lbox = box[:, ::-1], lbox[:, ::-1]
-        bg, fg, neg = affinity_labels(np.ascontiguousarray(lbox[::self.stride, ::self.stride]), self.radius)
-        return {"image": to_tensor(np.ascontiguousarray(box)), "bg": torch.from_numpy(bg), "fg": torch.from_numpy(fg),
-                "neg": torch.from_numpy(neg), "index": index}
+        bg, fg, neg = affinity_labels(np.ascontiguousarray(lbox[:: self.stride, :: self.stride]), self.radius)
+        return {
+            "image": to_tensor(np.ascontiguousarray(box)),
+            "bg": torch.from_numpy(bg),
+            "fg": torch.from_numpy(fg),
+            "neg": torch.from_numpy(neg),
+            "index": index,
+        }

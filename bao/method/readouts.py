@@ -7,6 +7,7 @@ the curves' columns. Adding one is that function and its name in conf/config.yam
 comment: the params schema, make_seeds, train_bao and the report read ``READOUTS``. This module
 imports torch only when a readout runs, so that the schema checks ``seeds.combine`` without it.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -43,7 +44,9 @@ class Maps:
         """(21, 1, 1) bool: background and the image's classes."""
         import torch
 
-        return torch.cat([self.label.new_ones(1, dtype=torch.bool), self.label > 0])[:, None, None].to(self.am_sum.device)
+        return torch.cat([self.label.new_ones(1, dtype=torch.bool), self.label > 0])[:, None, None].to(
+            self.am_sum.device
+        )
 
     @cached_property
     def cam_norm(self):

@@ -1,5 +1,6 @@
 """Threshold-free seeds from a BAO target model (docs/method.md §3.5), multi-scale and flip as the CAM
 inference. Every map returned here is a CPU float32 tensor (``bao.cam.multi_scale_many``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,15 @@ def _seed_fn(model, amp):
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
     """The target's refined activation map (21, H, W) and refined foreground CAM (20, H, W) of one
     image, each summed over the passes (as TransCAM's and the release's inference), on the CPU."""
-    maps = multi_scale_many(_seed_fn(model, amp), [image], torch.from_numpy(label)[None], cams_cfg.scales,
-                            cams_cfg.flip, cams_cfg.keep_aspect, device)[0]
+    maps = multi_scale_many(
+        _seed_fn(model, amp),
+        [image],
+        torch.from_numpy(label)[None],
+        cams_cfg.scales,
+        cams_cfg.flip,
+        cams_cfg.keep_aspect,
+        device,
+    )[0]
     return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
 
 
@@ -46,8 +54,9 @@ def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: 
     return combine_seed_scores(am, cam, torch.from_numpy(label), combine, passes(cams_cfg))
 
 
-def rule_confusions(am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: np.ndarray,
-                    rules, n_passes: int) -> dict[str, ConfusionMatrix]:
+def rule_confusions(
+    am: torch.Tensor, cam: torch.Tensor, label: np.ndarray, gt: np.ndarray, rules, n_passes: int
+) -> dict[str, ConfusionMatrix]:
     """Per-rule confusion matrices of one image's seeds against its ground truth."""
     out = {}
     for c, scores in seed_scores_by_rule(am, cam, torch.from_numpy(label), rules, n_passes).items():
@@ -65,12 +74,14 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
     ds = VOCDataset(root, split, masks="gt", ids=ids)
     total = {c: ConfusionMatrix(NUM_CLASSES) for c in combines}
     for group, images, labels in image_groups(ds):
-        maps = multi_scale_many(_seed_fn(model, amp), images, labels, cams_cfg.scales, cams_cfg.flip,
-                                cams_cfg.keep_aspect, device)
+        maps = multi_scale_many(
+            _seed_fn(model, amp), images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device
+        )
         for image_id, image, label, m in zip(group, images, labels.numpy(), maps):
             gt = ds.load_mask(image_id, image.shape[:2])
-            for c, cm in rule_confusions(m[:NUM_CLASSES], m[NUM_CLASSES:], label, gt, combines,
-                                         passes(cams_cfg)).items():
+            for c, cm in rule_confusions(
+                m[:NUM_CLASSES], m[NUM_CLASSES:], label, gt, combines, passes(cams_cfg)
+            ).items():
                 total[c].merge(cm)
     model.train(was_training)
     return total
@@ -80,5 +91,3 @@ def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=Non
     """``ConfusionMatrix.summary`` per rule (``seed_confusions``)."""
     cms = seed_confusions(model, root, split, cams_cfg, combines, device, amp, ids)
     return {c: cm.summary(CLASSES) for c, cm in cms.items()}
-
-

@@ -8,6 +8,7 @@ sum, ReLU, per-class min-max).
 Device contract: the inference helpers here return CPU float32 tensors (``host``); model outputs
 reach numpy, PIL, the CRF and the metrics only through them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,8 +73,7 @@ BATCH_PIXELS = 8 * 128 * 128
 
 
 @torch.no_grad()
-def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales, flip: bool, keep_aspect: bool,
-                     device):
+def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales, flip: bool, keep_aspect: bool, device):
     """``multi_scale`` for a list of images: at each scale, images whose passes have one size run as one
     batch (with their flips) of up to ``BATCH_PIXELS`` pixels; ``fn(x, labels_of_x) -> (B, K, h, w)``
     with ``labels`` (N, 20) the images' labels. Each image's passes are summed in ``multi_scale``'s
@@ -90,7 +90,7 @@ def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales,
         for size in dict.fromkeys(sizes):
             idx = [i for i, z in enumerate(sizes) if z == size]
             for start in range(0, len(idx), per_batch):
-                chunk = idx[start:start + per_batch]
+                chunk = idx[start : start + per_batch]
                 x = torch.stack([to_tensor(np.asarray(pils[i].resize(size[::-1], Image.BICUBIC))) for i in chunk])
                 y = labels[chunk]
                 if flip:  # each image followed by its flip, as multi_scale's batch of two
@@ -99,7 +99,7 @@ def multi_scale_many(fn, images: list[np.ndarray], labels: torch.Tensor, scales,
                 maps = fn(x.to(device), y.to(device)).float()
                 for j, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
-                    views = maps[2 * j:2 * j + 2] if flip else maps[j:j + 1]
+                    views = maps[2 * j : 2 * j + 2] if flip else maps[j : j + 1]
                     views = F.interpolate(views, size=(h, w), mode="bilinear", align_corners=False)
                     if flip:
                         views = torch.stack([views[0], views[1].flip(-1)])
@@ -147,7 +147,7 @@ GROUP = 16
 def image_groups(ds):
     """(ids, images, labels (N, 20)) of up to ``GROUP`` images of ``ds`` at a time."""
     for start in range(0, len(ds.ids), GROUP):
-        ids = ds.ids[start:start + GROUP]
+        ids = ds.ids[start : start + GROUP]
         images = [ds.load_image(i) for i in ids]
         labels = torch.from_numpy(np.stack([ds.label(i) for i in ids]))
         yield ids, images, labels

@@ -1,5 +1,6 @@
 """The figures: Figure 4's curves, the threshold curve, image grids (Figures 2, 3) and the confusion
 matrix; class colours in the VOC palette."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,9 @@ def save_fig(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, path: str | Path,
-            chosen: str, secondary: str = "") -> None:
+def figure4(
+    curves: dict[str, str | Path], transcam_curve: str | Path | None, path: str | Path, chosen: str, secondary: str = ""
+) -> None:
     """The target's seed mIoU per epoch of each variant's CSV (solid: the ``chosen`` readout; dotted: the
     ``secondary`` one), all scored with one protocol (``bao.epoch_eval_scales``). Epoch 0 has no
     trained AM: its point is eq. 6 on the TransCAM CAM (``miou_cam``), drawn hollow. The dashed line is
@@ -41,7 +43,7 @@ def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, pa
         df = pd.read_csv(p, dtype={"scales": str})  # "128", not 128.0 beside the unscored epochs' blanks
         protocols |= set(df["scales"].dropna()) if "scales" in df else set()
         later = df[(df["epoch"] > 0) & df[f"miou_{chosen}"].notna()]  # epochs scored (bao.epoch_eval_every)
-        line, = ax.plot(later["epoch"], 100 * later[f"miou_{chosen}"], marker="o", label=UPDATES.get(v, v))
+        (line,) = ax.plot(later["epoch"], 100 * later[f"miou_{chosen}"], marker="o", label=UPDATES.get(v, v))
         start = df[df["epoch"] == 0]
         if len(start):
             ax.plot(start["epoch"], 100 * start["miou_cam"], marker="o", mfc="none", color=line.get_color())
@@ -49,8 +51,13 @@ def figure4(curves: dict[str, str | Path], transcam_curve: str | Path | None, pa
             ax.plot(later["epoch"], 100 * later[f"miou_{dotted}"], ls=":", color=line.get_color())
     tc = pd.read_csv(transcam_curve) if transcam_curve is not None and Path(transcam_curve).exists() else None
     if tc is not None and "miou_oracle" in tc and tc["miou_oracle"].notna().any():
-        ax.axhline(100 * tc["miou_oracle"].dropna().iloc[-1], color="grey", ls="--", lw=1,
-                   label="TransCAM, oracle threshold (same protocol)")
+        ax.axhline(
+            100 * tc["miou_oracle"].dropna().iloc[-1],
+            color="grey",
+            ls="--",
+            lw=1,
+            label="TransCAM, oracle threshold (same protocol)",
+        )
     ax.plot([], [], marker="o", mfc="none", ls="none", color="grey", label="epoch 0: eq. 6 on the TransCAM CAM")
     ax.set_xlabel("epoch")
     ax.set_ylabel("seed mIoU on train (%)")
@@ -78,16 +85,25 @@ def threshold_figure(curve_csv: str | Path, bao_seed: float | None, path: str | 
     title = "TransCAM's seed over the background threshold (tuned on ground truth)"
     if bao_seed is not None:
         above = df["miou"] < bao_seed
-        title += (f"\nBAO's threshold-free seed is above TransCAM's at {int(above.sum())} of {len(df)} thresholds"
-                  f" (best: TransCAM {100 * df['miou'].max():.1f}, BAO {100 * bao_seed:.1f})")
+        title += (
+            f"\nBAO's threshold-free seed is above TransCAM's at {int(above.sum())} of {len(df)} thresholds"
+            f" (best: TransCAM {100 * df['miou'].max():.1f}, BAO {100 * bao_seed:.1f})"
+        )
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save_fig(fig, path)
 
 
-def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Path, suptitle: str,
-                classes: list[int] | None = None, notes: dict | None = None, caption: str = "") -> None:
+def grid_figure(
+    rows: list[list[np.ndarray]],
+    titles: list[str],
+    path: str | Path,
+    suptitle: str,
+    classes: list[int] | None = None,
+    notes: dict | None = None,
+    caption: str = "",
+) -> None:
     """Panels in rows (RGB images, colourised label maps, or [0, 1] heat maps in ``jet``). ``classes``:
     the class indices whose colours appear, drawn as a key under the grid; ``notes``: {(row, col): text}
     under a panel; ``caption``: a line under everything."""
@@ -112,8 +128,16 @@ def grid_figure(rows: list[list[np.ndarray]], titles: list[str], path: str | Pat
     if classes:
         handles = [Patch(facecolor=_PAL[c] / 255, edgecolor="grey", label=CLASSES[c]) for c in sorted(set(classes))]
         handles.append(Patch(facecolor=_PAL[255] / 255, edgecolor="grey", label="ignored (boundary)"))
-        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 6),
-                   fontsize=7, frameon=False, title="class colours", title_fontsize=7)
+        fig.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=min(len(handles), 6),
+            fontsize=7,
+            frameon=False,
+            title="class colours",
+            title_fontsize=7,
+        )
     if caption:
         fig.text(0.5, -0.11 if classes else 0.0, caption, ha="center", va="top", fontsize=7, wrap=True)
     save_fig(fig, path)

@@ -7,6 +7,7 @@
   with a dense (20,H,W) foreground array): a background-threshold sweep, each pixel's label being
   argmax over [t, CAMs] (TransCAM evaluation.py l.32), reporting the best threshold.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,9 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
     return sweep_result(cms, thresholds, split, len(ds))
 
 
-def add_threshold_sweep(cms: list[ConfusionMatrix], thresholds, keys: np.ndarray, cams: np.ndarray,
-                        gt: np.ndarray) -> None:
+def add_threshold_sweep(
+    cms: list[ConfusionMatrix], thresholds, keys: np.ndarray, cams: np.ndarray, gt: np.ndarray
+) -> None:
     """Add one image to each threshold's confusion matrix: argmax over [t, CAMs] (``cam_to_label``).
     One histogram for all thresholds: a pixel is foreground at the thresholds below its CAM maximum,
     so it is binned by how many thresholds that is and the per-threshold counts are suffix sums; the
@@ -93,8 +95,14 @@ def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int
     """The curve and its best point (the oracle threshold, tuned on the ground truth)."""
     curve = [{"threshold": t, "miou": cm.summary()["miou"]} for t, cm in zip(thresholds, cms)]
     best = max(range(len(curve)), key=lambda i: curve[i]["miou"])
-    return {"split": split, "images": images, "best_threshold": curve[best]["threshold"],
-            "miou": curve[best]["miou"], "best": cms[best].summary(CLASSES), "curve": curve}
+    return {
+        "split": split,
+        "images": images,
+        "best_threshold": curve[best]["threshold"],
+        "miou": curve[best]["miou"],
+        "best": cms[best].summary(CLASSES),
+        "curve": curve,
+    }
 
 
 def threshold_range(start: float, stop: float, step: float) -> list[float]:
@@ -102,13 +110,20 @@ def threshold_range(start: float, stop: float, step: float) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bao.scoring.labels", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bao.scoring.labels", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("pred_dir")
     ap.add_argument("--root", required=True, help="VOC2012 folder (with SegmentationClass, ImageSets)")
     ap.add_argument("--split", default="train")
-    ap.add_argument("--thresholds", nargs=3, type=float, default=[0.0, 0.6, 0.01], metavar=("START", "STOP", "STEP"),
-                    help="background-threshold sweep for CAM files (default 0.00-0.59 step 0.01)")
+    ap.add_argument(
+        "--thresholds",
+        nargs=3,
+        type=float,
+        default=[0.0, 0.6, 0.01],
+        metavar=("START", "STOP", "STEP"),
+        help="background-threshold sweep for CAM files (default 0.00-0.59 step 0.01)",
+    )
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args(argv)
     pred_dir = Path(args.pred_dir)

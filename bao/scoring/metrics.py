@@ -1,4 +1,5 @@
 """Streaming confusion matrix for semantic segmentation (ignore label 255), kept apart from training."""
+
 from __future__ import annotations
 
 from pathlib import Path

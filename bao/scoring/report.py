@@ -1,4 +1,5 @@
 """Table 1 and the figures, from the metric files (and, for the qualitative figures, the outputs)."""
+
 from __future__ import annotations
 
 import json
@@ -34,18 +35,42 @@ def table1(m, test_miou: float | None = None) -> pd.DataFrame:
     """Reproduced numbers beside the paper's. Reproduced cells come from metric files only
     (``m``: the ``paths.metrics`` namespace of dvc.yaml)."""
     rows = [
-        ("TransCAM", "PSA + CRF", _pct(_read(m.transcam_seed)), _pct(_read(m.mask.transcam)),
-         _pct(_read(m.segmentation.transcam)), None),
-        ("SeCo (CVPR 2024)", "CRF", _pct(_read(m.seco.seed)), _pct(_read(m.seco.mask)),
-         _pct(_read(m.seco.segmentation)), None),
+        (
+            "TransCAM",
+            "PSA + CRF",
+            _pct(_read(m.transcam_seed)),
+            _pct(_read(m.mask.transcam)),
+            _pct(_read(m.segmentation.transcam)),
+            None,
+        ),
+        (
+            "SeCo (CVPR 2024)",
+            "CRF",
+            _pct(_read(m.seco.seed)),
+            _pct(_read(m.seco.mask)),
+            _pct(_read(m.seco.segmentation)),
+            None,
+        ),
         ("BAO", "CRF", _pct(_read(m.seed)), _pct(_read(m.mask.bao)), _pct(_read(m.segmentation.bao)), test_miou),
     ]
     out = []
     for name, post, seed, mask, val, test in rows:
         p = PAPER[name]
-        out.append({"method": name, "post-processing": post, "seed": seed, "mask": mask, "val": val, "test": test,
-                    "paper post-processing": p["post"], "paper seed": p["seed"], "paper mask": p["mask"],
-                    "paper val": p["val"], "paper test": p["test"]})
+        out.append(
+            {
+                "method": name,
+                "post-processing": post,
+                "seed": seed,
+                "mask": mask,
+                "val": val,
+                "test": test,
+                "paper post-processing": p["post"],
+                "paper seed": p["seed"],
+                "paper mask": p["mask"],
+                "paper val": p["val"],
+                "paper test": p["test"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -55,8 +80,10 @@ def table1_markdown(df: pd.DataFrame, note: str) -> str:
     def cell(v):
         return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.1f}"
 
-    lines = ["| Method | Post-processing | Seed | Mask | val | test | paper: Seed | Mask | val | test |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| Method | Post-processing | Seed | Mask | val | test | paper: Seed | Mask | val | test |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for _, r in df.iterrows():
         repro = " | ".join(cell(r[c]) for c in cols)
         paper = " | ".join(cell(r[f"paper {c}"]) for c in cols)
@@ -69,8 +96,12 @@ def seed_ablation_markdown(path: str | Path, chosen: str) -> str:
     m = _read(path)
     if m is None:
         return ""
-    lines = [f"Seed ablation, {m['method']}, {m['split']} (`seeds.combine`; no threshold in any row):", "",
-             "| seeds.combine | combination | Seed |", "|---|---|---|"]
+    lines = [
+        f"Seed ablation, {m['method']}, {m['split']} (`seeds.combine`; no threshold in any row):",
+        "",
+        "| seeds.combine | combination | Seed |",
+        "|---|---|---|",
+    ]
     for c, v in m["miou"].items():
         mark = " (used)" if c == chosen else ""
         lines.append(f"| `{c}`{mark} | {(describe(c) if c in READOUTS else c)} | {100 * v:.1f} |")
@@ -83,9 +114,14 @@ def transcam_mask_markdown(m) -> str:
     psa, crf = _read(m.mask.transcam), _read(m.mask.transcam_crf)
     if psa is None and crf is None:
         return ""
-    lines = ["TransCAM mask, refinement ablation (train):", "", "| refinement | Mask |", "|---|---|",
-             f"| best-threshold seed + CRF | {_cell(_pct(crf))} |",
-             f"| PSA random walk + CRF (used) | {_cell(_pct(psa))} |"]
+    lines = [
+        "TransCAM mask, refinement ablation (train):",
+        "",
+        "| refinement | Mask |",
+        "|---|---|",
+        f"| best-threshold seed + CRF | {_cell(_pct(crf))} |",
+        f"| PSA random walk + CRF (used) | {_cell(_pct(psa))} |",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -96,5 +132,3 @@ def _cell(v) -> str:
 def write_table(df: pd.DataFrame, md_path: str, csv_path: str, note: str, extra: str = "") -> None:
     write_text(md_path, table1_markdown(df, note) + ("\n" + extra if extra else ""))
     write_text(csv_path, df.to_csv(index=False))
-
-

@@ -10,6 +10,7 @@ the EMA schedule, the release's 1322 (its epoch length on VOC train_aug at batch
 short run's epoch length. Needs torch and timm (the release imports ``timm.models.layers``) and
 pydensecrf; cv2, which the release's CRF imports for grey images only, is stubbed.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -43,7 +44,7 @@ CRF = ("tool/imutils.py", 274, 296, "def crf_inference_label(img, labels, t=10, 
 
 def lines(root: Path, spec, replace: dict | None = None) -> str:
     path, a, b, head = spec
-    text = (root / path).read_text().splitlines()[a - 1:b]
+    text = (root / path).read_text().splitlines()[a - 1 : b]
     if not text[0].strip().startswith(head):
         raise SystemExit(f"{path}:{a}: expected {head!r}, found {text[0].strip()!r} (another commit?)")
     code = textwrap.dedent("\n".join(text)).replace(".cuda()", "")
@@ -100,12 +101,26 @@ def main(root: Path) -> None:
     am_s = torch.from_numpy(rs.standard_normal((8, 21, 4, 4)).astype(np.float32))
     conv_s = torch.from_numpy(rs.standard_normal((8, 21)).astype(np.float32))
     trans_s = torch.from_numpy(rs.standard_normal((8, 21)).astype(np.float32))
-    out["loss_inputs_am"], out["loss_inputs_conv"], out["loss_inputs_trans"] = am_s.numpy(), conv_s.numpy(), trans_s.numpy()
+    out["loss_inputs_am"], out["loss_inputs_conv"], out["loss_inputs_trans"] = (
+        am_s.numpy(),
+        conv_s.numpy(),
+        trans_s.numpy(),
+    )
     out["pseudo_cams"], out["pseudo_label_cls"] = tcams.numpy(), label_cls.numpy()
     for ep in (0, 1):
-        env = {"F": F, "torch": torch, "np": np, "ep": ep, "balanced_cross_entropy": ns["balanced_cross_entropy"],
-               "args": types.SimpleNamespace(eps=0.4, l_pcl=1.0, w_pcl=0.5), "tcams_t": tcams, "label_cls": label_cls,
-               "logits_conv_s": conv_s, "logits_trans_s": trans_s, "am_s": am_s}
+        env = {
+            "F": F,
+            "torch": torch,
+            "np": np,
+            "ep": ep,
+            "balanced_cross_entropy": ns["balanced_cross_entropy"],
+            "args": types.SimpleNamespace(eps=0.4, l_pcl=1.0, w_pcl=0.5),
+            "tcams_t": tcams,
+            "label_cls": label_cls,
+            "logits_conv_s": conv_s,
+            "logits_trans_s": trans_s,
+            "am_s": am_s,
+        }
         run(lines(root, PSEUDO_AND_LOSS), env)
         out["pseudo_labels"] = env["label_cam"].numpy()
         out[f"loss_ep{ep}"] = np.float32(env["loss"].item())
@@ -114,8 +129,14 @@ def main(root: Path) -> None:
     # 4. Share in epoch 0, EMA of parameters from epoch 1 with the per-epoch cosine (l.113-115, l.181-192)
     steps = 5
     cos = run(lines(root, COSINE), {"np": np})["cosine_scheduler"]
-    env = run(lines(root, MOMENTUM, {"1322": str(steps)}), {"np": np, "args": types.SimpleNamespace(momentum=0.9995),
-                                                             "pyutils": types.SimpleNamespace(cosine_scheduler=cos)})
+    env = run(
+        lines(root, MOMENTUM, {"1322": str(steps)}),
+        {
+            "np": np,
+            "args": types.SimpleNamespace(momentum=0.9995),
+            "pyutils": types.SimpleNamespace(cosine_scheduler=cos),
+        },
+    )
     schedule = env["momentum_schedule"]
     student, teacher = tiny_pair()
     model_s, model_t = nn.DataParallel(student), nn.DataParallel(teacher)
@@ -127,10 +148,18 @@ def main(root: Path) -> None:
     for ep in range(3):
         for iteration in range(steps):
             simulated_step(student, teacher, ep * steps + iteration)
-            env = {"torch": torch, "ep": ep, "iteration": iteration, "momentum_schedule": schedule,
-                   "model_s": model_s, "model_t": model_t, "avg_meter": meter, "loss": torch.zeros(()),
-                   "share_model_weights": lambda m: m.state_dict(),
-                   "apply_shared_weights": lambda m, sd: m.load_state_dict(sd)}
+            env = {
+                "torch": torch,
+                "ep": ep,
+                "iteration": iteration,
+                "momentum_schedule": schedule,
+                "model_s": model_s,
+                "model_t": model_t,
+                "avg_meter": meter,
+                "loss": torch.zeros(()),
+                "share_model_weights": lambda m: m.state_dict(),
+                "apply_shared_weights": lambda m, sd: m.load_state_dict(sd),
+            }
             run(update, env)
             taus.append(float(env["m"]) if "m" in env else np.nan)
         for k, v in teacher.state_dict().items():
@@ -142,9 +171,17 @@ def main(root: Path) -> None:
     passes = RI.seed_passes(20, 28)
     label = RI.labels(1, seed=12)[0]  # three classes
     it = iter(passes)
-    env = {"torch": torch, "np": np, "F": F, "label": label, "label_cls": label[None], "orig_img_size": (20, 28),
-           "img_list": [torch.zeros(1)] * 6, "args": types.SimpleNamespace(method="bao"),
-           "model": lambda method, img, lab: (None, None, None, None, torch.from_numpy(next(it)))}
+    env = {
+        "torch": torch,
+        "np": np,
+        "F": F,
+        "label": label,
+        "label_cls": label[None],
+        "orig_img_size": (20, 28),
+        "img_list": [torch.zeros(1)] * 6,
+        "args": types.SimpleNamespace(method="bao"),
+        "model": lambda method, img, lab: (None, None, None, None, torch.from_numpy(next(it))),
+    }
     run(lines(root, SEED), env)
     run(lines(root, SEED_ARGMAX), env)
     out["seed_label"] = label.numpy()
@@ -164,10 +201,12 @@ def main(root: Path) -> None:
 
 def tiny_pair() -> tuple[nn.Module, nn.Module]:
     """Student and teacher: a linear layer and a BatchNorm (parameters and buffers), equal at the start."""
+
     def make():
         m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
         m.load_state_dict(RI.fill_state(m.state_dict(), seed=9))
         return m.train()
+
     return make(), make()
 
 

@@ -4,6 +4,7 @@ and their PAR refinement with the background.
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,6 +15,7 @@ from bao.method.seco.par import par_refine
 
 # --- CAMs (camutils.py) -----------------------------------------------------------------------
 
+
 @torch.no_grad()
 def multi_scale_cam(model, images: torch.Tensor, scales) -> tuple[torch.Tensor, torch.Tensor]:
     """(CAM, aux CAM) of ``images`` (camutils.py ``multi_scale_cam2``, l.116-156): at each scale (the
@@ -23,8 +25,11 @@ def multi_scale_cam(model, images: torch.Tensor, scales) -> tuple[torch.Tensor, 
     b, _, h, w = images.shape
     cams, auxes = [], []
     for s in [1.0] + [s for s in scales if s != 1.0]:
-        x = images if s == 1.0 else F.interpolate(images, size=(int(s * h), int(s * w)), mode="bilinear",
-                                                  align_corners=False)
+        x = (
+            images
+            if s == 1.0
+            else F.interpolate(images, size=(int(s * h), int(s * w)), mode="bilinear", align_corners=False)
+        )
         aux, cam = model.cams(torch.cat([x, x.flip(-1)]))
         for out, m in ((cams, cam), (auxes, aux)):
             m = F.interpolate(m.float(), size=(h, w), mode="bilinear", align_corners=False)
@@ -46,6 +51,7 @@ def cam_seed(cam: torch.Tensor, cls_label: torch.Tensor, bkg: float) -> torch.Te
 
 # --- CAM to labels (camutils.py) ----------------------------------------------------------------
 
+
 def _inside_box(label: torch.Tensor, img_box: torch.Tensor, fill: int) -> torch.Tensor:
     """``fill`` outside each image's box (rows box[0]:box[1], columns box[2]:box[3]): the crop's
     padding (camutils.py ``ignore_img_box``)."""
@@ -55,8 +61,15 @@ def _inside_box(label: torch.Tensor, img_box: torch.Tensor, fill: int) -> torch.
     return out
 
 
-def cam_to_pseudo_label(cam: torch.Tensor, cls_label: torch.Tensor, img_box: torch.Tensor, high: float, low: float,
-                 mid: int = IGNORE, ignore_index: int = IGNORE) -> tuple[torch.Tensor, torch.Tensor]:
+def cam_to_pseudo_label(
+    cam: torch.Tensor,
+    cls_label: torch.Tensor,
+    img_box: torch.Tensor,
+    high: float,
+    low: float,
+    mid: int = IGNORE,
+    ignore_index: int = IGNORE,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The image's classes' CAMs (B, C, H, W; normalised to [0, 1]) to labels: the top class where its
     score is above ``high``, background at or below ``low``, ``mid`` between (``ignore_index`` for the
     pseudo label, -1 for the crop-tag map of ``cam_to_roi_mask``), ``ignore_index`` outside the box
@@ -68,9 +81,17 @@ def cam_to_pseudo_label(cam: torch.Tensor, cls_label: torch.Tensor, img_box: tor
     return valid, _inside_box(label, img_box, ignore_index)
 
 
-def refine_with_background(image: torch.Tensor, cams: torch.Tensor, cls_label: torch.Tensor, img_box: torch.Tensor,
-                           high: float, low: float, ignore_index: int = IGNORE, down_scale: int = 2,
-                           **par) -> torch.Tensor:
+def refine_with_background(
+    image: torch.Tensor,
+    cams: torch.Tensor,
+    cls_label: torch.Tensor,
+    img_box: torch.Tensor,
+    high: float,
+    low: float,
+    ignore_index: int = IGNORE,
+    down_scale: int = 2,
+    **par,
+) -> torch.Tensor:
     """SeCo's pseudo label (camutils.py ``refine_cams_with_bkg_v2``, l.174-214): the image's CAMs with a
     constant background plane at ``high`` and again at ``low``, at half the image size, softmax over
     background + the image's classes, PAR-refined on the half-size image, upsampled, argmax. Background
@@ -88,8 +109,9 @@ def refine_with_background(image: torch.Tensor, cams: torch.Tensor, cls_label: t
         for n in range(b):
             valid = torch.nonzero(keys[n])[:, 0]
             probs = with_bkg[n, valid][None].softmax(1)
-            refined = F.interpolate(par_refine(image_s[n:n + 1], probs, **par), size=(h, w), mode="bilinear",
-                                    align_corners=False)
+            refined = F.interpolate(
+                par_refine(image_s[n : n + 1], probs, **par), size=(h, w), mode="bilinear", align_corners=False
+            )
             out[n] = valid[refined.argmax(1)[0]]
         labels.append(_inside_box(out, img_box, ignore_index))
     label_h, label_l = labels

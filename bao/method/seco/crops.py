@@ -3,6 +3,7 @@
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -11,8 +12,10 @@ from bao.core.classes import IGNORE
 
 # --- image-level decomposition: local crops against a memory queue (LIL) and prototypes (LIG) ----
 
-def assign_crop_tags(images: torch.Tensor, roi: torch.Tensor, crop_num: int, crop_size: int,
-                     threshold: float = 0.2) -> tuple[list[torch.Tensor], torch.Tensor]:
+
+def assign_crop_tags(
+    images: torch.Tensor, roi: torch.Tensor, crop_num: int, crop_size: int, threshold: float = 0.2
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Local crops and their class tags (camutils.py ``assign_csc_tags``, l.4-61).
 
     ``roi`` (B, H, W): 255 outside the box, -1 uncertain, 0 background, 1..C a class
@@ -34,9 +37,9 @@ def assign_crop_tags(images: torch.Tensor, roi: torch.Tensor, crop_num: int, cro
     counted = conf + unsure.long()
     crops = images.new_zeros(b, crop_num, images.shape[1], crop_size, crop_size)
     for n in range(b):
-        centres = (labelled[n, margin:h - margin, margin:w - margin] < 0).nonzero()
+        centres = (labelled[n, margin : h - margin, margin : w - margin] < 0).nonzero()
         if centres.shape[0] < crop_num:
-            centres = (conf[n, margin:h - margin, margin:w - margin] >= 0).nonzero()
+            centres = (conf[n, margin : h - margin, margin : w - margin] >= 0).nonzero()
         classes = conf[n].unique()
         classes = classes[classes != 0]
         if len(classes) >= 2:
@@ -46,11 +49,11 @@ def assign_crop_tags(images: torch.Tensor, roi: torch.Tensor, crop_num: int, cro
             conf[n] = conf[n] + unsure[n] * classes[0]
         order = torch.randperm(centres.shape[0], generator=torch.Generator().manual_seed(0))
         for k, (y, x) in enumerate(centres[order[:crop_num].to(centres.device)].tolist()):
-            crops[n, k] = images[n, :, y:y + crop_size, x:x + crop_size]
-            if counted[n, y:y + crop_size, x:x + crop_size].sum() / crop_size ** 2 <= threshold:
+            crops[n, k] = images[n, :, y : y + crop_size, x : x + crop_size]
+            if counted[n, y : y + crop_size, x : x + crop_size].sum() / crop_size**2 <= threshold:
                 flags[n, k + 2] = 0
             else:
-                inside = conf[n, y:y + crop_size, x:x + crop_size].unique()
+                inside = conf[n, y : y + crop_size, x : x + crop_size].unique()
                 inside = inside[inside != 0]
                 flags[n, k + 2] = inside[-1] if len(inside) == 1 else -1
     return [crops[:, k] for k in range(crop_num)], flags

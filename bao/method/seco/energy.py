@@ -3,6 +3,7 @@
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,29 +13,42 @@ from bao.core.classes import IGNORE
 
 # --- dense energy (rloss's DenseEnergyLoss), in PyTorch ------------------------------------------
 
-def bilateral_apply(image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, sigma_xy: float,
-                    chunk: int = 4096) -> torch.Tensor:
+
+def bilateral_apply(
+    image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, sigma_xy: float, chunk: int = 4096
+) -> torch.Tensor:
     """``out[b, k, i] = sum_j W_ij values[b, k, j]`` with the dense Gaussian bilateral kernel
     W_ij = exp(-|p_i - p_j|^2 / 2 sigma_xy^2 - |I_i - I_j|^2 / 2 sigma_rgb^2) (self pair included),
     computed exactly, ``chunk`` rows of W at a time. rloss filters with a permutohedral lattice,
     an approximation of this kernel."""
     b, k, h, w = values.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=image.device, dtype=image.dtype),
-                            torch.arange(w, device=image.device, dtype=image.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=image.device, dtype=image.dtype),
+        torch.arange(w, device=image.device, dtype=image.dtype),
+        indexing="ij",
+    )
     pos = torch.stack([ys, xs]).flatten(1) / sigma_xy  # (2, N)
     out = torch.empty_like(values.flatten(2))
     for n in range(b):
         feats = torch.cat([pos, image[n].flatten(1) / sigma_rgb]).T  # (N, 5)
         vals = values[n].flatten(1).T  # (N, K)
         for s in range(0, feats.shape[0], chunk):
-            w_rows = torch.exp(-0.5 * torch.cdist(feats[s:s + chunk], feats).square())
-            out[n, :, s:s + chunk] = (w_rows @ vals).T
+            w_rows = torch.exp(-0.5 * torch.cdist(feats[s : s + chunk], feats).square())
+            out[n, :, s : s + chunk] = (w_rows @ vals).T
     return out.view(b, k, h, w)
 
 
-def dense_energy_loss(image: torch.Tensor, probs: torch.Tensor, roi: torch.Tensor, label: torch.Tensor,
-                      weight: float = 1e-7, sigma_rgb: float = 15.0, sigma_xy: float = 100.0,
-                      scale: float = 0.5, ignore_index: int = IGNORE) -> torch.Tensor:
+def dense_energy_loss(
+    image: torch.Tensor,
+    probs: torch.Tensor,
+    roi: torch.Tensor,
+    label: torch.Tensor,
+    weight: float = 1e-7,
+    sigma_rgb: float = 15.0,
+    sigma_xy: float = 100.0,
+    scale: float = 0.5,
+    ignore_index: int = IGNORE,
+) -> torch.Tensor:
     """The dense-CRF energy regulariser (losses.py ``DenseEnergyLoss``, l.224-288; from meng-tang/rloss).
 
     ``image``: (B, 3, H, W) in 0-255; ``probs``: (B, K, H, W) softmax of the segmentation logits;
@@ -46,11 +60,9 @@ def dense_energy_loss(image: torch.Tensor, probs: torch.Tensor, roi: torch.Tenso
     (times the ROI) with the gate held fixed.
     """
     image = F.interpolate(image, scale_factor=scale, recompute_scale_factor=True)
-    probs = F.interpolate(probs, scale_factor=scale, mode="bilinear", align_corners=False,
-                          recompute_scale_factor=True)
+    probs = F.interpolate(probs, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=True)
     roi = F.interpolate(roi[:, None].float(), scale_factor=scale, recompute_scale_factor=True)[:, 0]
-    label = F.interpolate(label[:, None].float(), scale_factor=scale, mode="nearest",
-                          recompute_scale_factor=True)[:, 0]
+    label = F.interpolate(label[:, None].float(), scale_factor=scale, mode="nearest", recompute_scale_factor=True)[:, 0]
     gate = (roi - probs.detach().amax(1)).masked_fill(label.long() == ignore_index, 1.0).clamp(min=0)
     s = probs * roi[:, None]
     dtype = torch.float64 if s.dtype == torch.float64 else torch.float32  # fp32 at least (under autocast)

@@ -3,6 +3,7 @@
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,6 +14,7 @@ from bao.core.runtime import amp_context, select_device
 from bao.method.seco.cams import multi_scale_cam
 
 # --- inference (tools/infer_cam.py, tools/infer_seg_voc.py) ---------------------------------------
+
 
 def _input(image: torch.Tensor, size: int) -> torch.Tensor:
     # the release resizes every normalised image to crop_size x crop_size (bilinear) before inference

@@ -4,6 +4,7 @@ queue) and LIG (against the prototypes).
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,8 +43,14 @@ def patch_contrast_loss(fmap: torch.Tensor, aff_mask: torch.Tensor) -> torch.Ten
     return 0.5 * (1 - (cos * pos).sum() / (pos.sum() + 1)) + 0.5 * (cos * neg).sum() / (neg.sum() + 1)
 
 
-def lil_loss(q: torch.Tensor, keys: torch.Tensor, flags: torch.Tensor, key_flags: torch.Tensor,
-             temperature: float = 0.08, base_temperature: float = 0.08) -> tuple[torch.Tensor, torch.Tensor]:
+def lil_loss(
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    flags: torch.Tensor,
+    key_flags: torch.Tensor,
+    temperature: float = 0.08,
+    base_temperature: float = 0.08,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Local-to-local contrast of crop embeddings ``q`` (n, D) with the memory queue ``keys`` (Q, D)
     (losses.py ``LIL_Loss``, l.88-154; ``keys`` is the queue without the batch's own keys,
     ``queue_all[b:]``). ``flags``: each crop's class (1..C), 0 background, -1 more than one class.
@@ -80,8 +87,13 @@ def lil_loss(q: torch.Tensor, keys: torch.Tensor, flags: torch.Tensor, key_flags
     return -(temperature / base_temperature) * loss, flags
 
 
-def lig_loss(q: torch.Tensor, prototypes: torch.Tensor, flags: torch.Tensor,
-             temperature: float = 0.1, base_temperature: float = 0.1) -> torch.Tensor:
+def lig_loss(
+    q: torch.Tensor,
+    prototypes: torch.Tensor,
+    flags: torch.Tensor,
+    temperature: float = 0.1,
+    base_temperature: float = 0.1,
+) -> torch.Tensor:
     """Local-to-global contrast of crop embeddings ``q`` (n, D) with the class prototypes (C, D)
     (losses.py ``LIG_Loss``, l.14-85): for each crop of class c, -log of the softmax of its
     prototype-c logit over the prototypes of the classes present among the batch's crops. No max

@@ -3,9 +3,11 @@
 References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, ``utils/camutils.py``,
 ``scripts/train_voc.py``); where the release departs from a textbook form, the release is implemented.
 """
+
 from __future__ import annotations
 
 # --- the schedule (scripts/train_voc.py, utils/optimizer.py) ------------------------------------
+
 
 def poly_warmup_lr(step: int, warmup: int, total: int, ratio: float, power: float) -> float:
     """The learning-rate multiplier of step ``step`` (``PolyWarmupAdamW.step``, l.58-70): linear from

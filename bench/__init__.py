@@ -1,0 +1,1 @@
+"""Benchmarks, each printing a table: ``python -m bench.<name>`` from the project root."""

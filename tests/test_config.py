@@ -154,3 +154,45 @@ def test_rehearsal_cuts_counts_only(rehearsal, tmp_path):
     from bench.rehearse import compose  # the GPU box composes without Hydra: the same result
 
     assert compose(rehearsal) == rehearsed and compose(None) == paper
+
+
+def test_the_schema_holds_no_defaults():
+    """Values live in conf/config.yaml only: no schema field has a default that could disagree."""
+    import dataclasses
+    import typing
+
+    from bao.config.schema import SECTIONS, Params
+    from bao.core.params import Base
+
+    def fields(cls):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            yield cls, f
+            if dataclasses.is_dataclass(hints[f.name]):
+                yield from fields(hints[f.name])
+
+    seen = [(c, f) for cls in (Params, Base, *SECTIONS) for c, f in fields(cls)]
+    with_default = [f"{c.__name__}.{f.name}" for c, f in seen
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert not with_default, with_default
+
+
+def test_every_conf_key_is_documented():
+    """Each key of conf/config.yaml has its one-line documentation there: a comment on its line, on the
+    line above, or on its section's line (the schema repeats none of it)."""
+    import re
+
+    lines = (ROOT / "conf" / "config.yaml").read_text().split("\n")
+    stack, documented, missing = [], {}, []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)([a-z_0-9]+):(.*)$", line)
+        if not m:
+            continue
+        depth = len(m.group(1)) // 2
+        stack = stack[:depth] + [m.group(2)]
+        key = ".".join(stack)
+        own = "#" in m.group(3) or (i > 0 and lines[i - 1].strip().startswith("#"))
+        documented[key] = own
+        if not own and not any(documented.get(".".join(stack[:d])) for d in range(1, depth + 1)):
+            missing.append(key)
+    assert not missing, missing

@@ -1,6 +1,7 @@
 """dvc.yaml tells the truth: each stage depends on the code it runs, declares the params it reads,
 and writes only its own outputs (the dynamic half runs in tests/test_pipeline.py's end-to-end run)."""
 
+import ast
 import json
 import os
 from collections import defaultdict
@@ -150,3 +151,63 @@ def check_traces(project: Path, trace_dir: Path) -> None:
         assert not problems, "\n".join(problems)
     finally:
         os.chdir(cwd)
+
+
+# the package markers every closure runs (docstrings only), beside the core
+MARKERS = {"bao/__init__.py", "bao/config/__init__.py", "stages/__init__.py"}
+CORE_MAX_LINES = 800
+
+
+def _closures() -> dict[str, set[str]]:
+    return {stage: set(closure.stage_code(stage)) for stage in pipeline.stage_names()}
+
+
+def test_the_code_every_stage_runs_is_the_small_core():
+    """What every stage's closure shares is ``bao/core`` (and package markers), under 800 lines: an
+    edit elsewhere cannot re-run the whole pipeline."""
+    shared = set.intersection(*_closures().values())
+    assert {f for f in shared if not f.startswith("bao/core/")} <= MARKERS, shared
+    lines = sum(len((ROOT / f).read_text().splitlines()) for f in shared)
+    assert lines <= CORE_MAX_LINES, f"the shared code is {lines} lines"
+    for f in MARKERS:  # a marker imports nothing
+        tree = ast.parse((ROOT / f).read_text())
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))], f
+
+
+def test_pretraining_depends_on_the_core_and_its_own_code_only():
+    """The mini setting's stand-ins for ImageNet checkpoints (kept in git) are not made stale by an edit
+    to TransCAM, BAO, SeCo, PSA, the CRF or scoring: only by the core and their own model, data,
+    recipe and params schema."""
+    own = {
+        "stages/pretrain.py",
+        "bao/method/__init__.py",
+        "bao/method/pretrain.py",  # the recipe: heads, grouping loss, schedule, accuracy
+        "bao/data/__init__.py",
+        "bao/data/shapes.py",  # the generated classification set
+        "bao/models/__init__.py",
+        "bao/models/conformer.py",
+        "bao/models/factory.py",
+        "bao/models/vit.py",
+        "bao/config/archs.py",  # the two models' configurations
+        "bao/config/pretrain.py",  # the pretrain section's schema
+    }
+    for stage in ("pretrain", "pretrain_vit"):
+        code = set(closure.stage_code(stage))
+        extra = {f for f in code - own - MARKERS if not f.startswith("bao/core/")}
+        assert not extra, f"{stage} depends on {sorted(extra)}"
+
+
+def test_no_stage_script_edits_sys_path():
+    """Stages run as ``python -m stages.<name>`` from the checkout's root, which puts that checkout
+    first: no script inserts into sys.path (tests/test_checkout.py runs a copy)."""
+    offenders = [p.name for p in (ROOT / "stages").glob("*.py") if "sys.path" in p.read_text()]
+    assert not offenders, offenders
+    cmds = [pipeline.resolve(s)["cmd"] for s in pipeline.stage_names()]
+    assert all(c.startswith("python -m stages.") for c in cmds), cmds
+
+
+def test_dvc_yaml_code_deps_are_generated(tmp_path, monkeypatch):
+    """``python -m bao.closure --write`` leaves dvc.yaml as committed: its code deps are the closures."""
+    copy = tmp_path / "dvc.yaml"
+    copy.write_text((ROOT / "dvc.yaml").read_text())
+    assert not closure.write_deps(copy)

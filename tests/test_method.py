@@ -249,3 +249,43 @@ def test_pcl_grad_head_stops_at_the_am_branch():
         assert net.am_head.weight.grad is not None and net.label_enc.weight.grad is not None
         assert bool(backbone) == (mode == "all")
     assert torch.equal(grads["all"], grads["head"])
+
+
+def test_a_seed_readout_is_one_function_and_its_name(tmp_path):
+    """Adding a seed readout is a function registered in ``bao.method.readouts`` and its name in
+    ``seeds.combine``'s line of conf/config.yaml: the params schema accepts it, the scorers
+    (make_seeds, the per-epoch curves) compute it and the seed ablation table describes it."""
+    import json
+
+    import yaml
+    from conftest import ROOT
+
+    from bao.config.schema import parse_params
+    from bao.core.errors import ParamsError
+    from bao.method import readouts
+    from bao.scoring.report import seed_ablation_markdown
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["seeds"]["combine"] = "fg_argmax"
+    with pytest.raises(ParamsError, match="seeds.combine"):
+        parse_params(raw)
+
+    @readouts.readout("fg_argmax")
+    def _fg_argmax(m):
+        """the refined CAM's foreground alone, background never
+
+        A test readout."""
+        return m.only_present(torch.cat([torch.full_like(m.cam_norm[:1], -1.0), m.cam_norm]))
+
+    try:
+        assert parse_params(raw).seeds.combine == "fg_argmax"
+        am, cam = torch.randn(21, 3, 4), torch.rand(20, 3, 4)
+        label = (torch.arange(20) == 5).float()
+        scores = seed_scores_by_rule(am, cam, label, tuple(readouts.READOUTS), 2)
+        assert list(scores) == [*("camsfg_ambg", "am", "cam", "mean", "am_bg"), "fg_argmax"]
+        assert (seed_labels(scores["fg_argmax"]) == 6).all()
+        metric = tmp_path / "seed_ablation.json"
+        metric.write_text(json.dumps({"method": "BAO", "split": "train", "miou": {"fg_argmax": 0.5}}))
+        assert "the refined CAM's foreground alone, background never | 50.0" in seed_ablation_markdown(metric, "x")
+    finally:
+        del readouts.READOUTS["fg_argmax"]

@@ -175,7 +175,7 @@ def test_dense_energy_scales_the_inputs():
     assert loss.item() < 0 and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
-def test_cam_to_label_by_hand():
+def test_cam_to_pseudo_label_by_hand():
     cam = torch.tensor([[[0.9, 0.5], [0.1, 0.8]], [[0.95, 0.2], [0.3, 0.1]]])[None]  # classes 1, 2
     box = torch.tensor([[0, 2, 0, 1]])  # the right column is the crop's padding
     valid, label = cam_to_pseudo_label(cam, torch.tensor([[1.0, 0.0]]), box, high=0.7, low=0.25)

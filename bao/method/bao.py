@@ -9,18 +9,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
+from bao.config.choices import EMA_AVERAGES, EMA_SPANS, HEADS
 from bao.core.classes import IGNORE, NUM_CLASSES
 from bao.method.norms import max_norm
 from bao.method.transcam import refine
 from bao.models.aspp import ASPPv2
 from bao.models.factory import create_model
 
-# Figure 4's curves: the three target updates of §3.4 and the TransCAM+AMN baseline (fixed labels)
-VARIANTS = ("amn", "share", "ema", "share+ema")
 AMN_ASPP_RATES = (6, 12, 18, 24)  # AMN's classifier: _ASPP(2048, 21, rates=[6, 12, 18, 24])
-
-
-HEADS = ("classifier_x", "amn_aspp")  # bao.head
 
 
 def _release_init(label_enc: nn.Linear, classifier: nn.Conv2d) -> None:
@@ -145,10 +141,6 @@ def cosine_tau(step: int, total_steps: int, tau_base: float) -> float:
     (the release's ``pyutils.cosine_scheduler(0.9995, 1.0, 1322)[k]``, tool/pyutils.py l.249-260)."""
     k = min(max(step, 0), total_steps)
     return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / max(total_steps, 1)) + 1.0) / 2.0
-
-
-EMA_SPANS = ("epoch", "run")  # ema.span
-EMA_AVERAGES = ("params", "params+buffers")  # ema.averages
 
 
 def ema_tau(step: int, batch: int, steps_per_epoch: int, total_steps: int, tau_base: float, span: str) -> float:

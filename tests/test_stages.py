@@ -1,6 +1,8 @@
 """Stage entry points fail before any work, with a message naming the parameter or file."""
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 
@@ -54,6 +56,10 @@ def test_a_section_a_stage_did_not_load_is_an_error():
     assert params.data.mini.num_train > 0 and params.base.seed == 0
     with pytest.raises(ParamsError, match="params.ema: not loaded by this stage"):
         params.ema
+    assert getattr(params, "ema", None) is None
+    # the per-image stages send their params to worker processes: they pickle and copy
+    again = pickle.loads(pickle.dumps(params))
+    assert again.data.mini.num_train == params.data.mini.num_train and copy.deepcopy(params).base.seed == 0
 
 
 def test_impossible_value_fails_before_work(tmp_path):

@@ -157,7 +157,14 @@ class Params:
         self.__dict__.update(sections)
 
     def __getattr__(self, name):
-        raise ParamsError(f"params.{name}: not loaded by this stage (pass its section to bao.core.stage.main)")
+        if name.startswith("__"):  # pickle's and copy's probes (a worker process receives the params)
+            raise AttributeError(name)
+        raise SectionNotLoaded(f"params.{name}: not loaded by this stage (pass its section to bao.core.stage.main)")
+
+
+class SectionNotLoaded(ParamsError, AttributeError):
+    """A stage read a params section it did not load: a ParamsError (one line naming it) that
+    ``getattr(params, name, default)`` also understands."""
 
 
 def read_yaml(path: str | Path) -> dict:

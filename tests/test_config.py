@@ -172,8 +172,11 @@ def test_the_schema_holds_no_defaults():
                 yield from fields(hints[f.name])
 
     seen = [(c, f) for cls in (Params, Base, *SECTIONS) for c, f in fields(cls)]
-    with_default = [f"{c.__name__}.{f.name}" for c, f in seen
-                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    with_default = [
+        f"{c.__name__}.{f.name}"
+        for c, f in seen
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
     assert not with_default, with_default
 
 

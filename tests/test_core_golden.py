@@ -60,8 +60,21 @@ def run(folder: Path, crash_at: int | None = None):
     def end_epoch(epoch):
         return {"scored": epoch}
 
-    loop = Loop(rt, model, opt, Toy(), 4, 5, Checkpointer(folder, "golden"), 3, step, "golden",
-                end_epoch=end_epoch, eval_every=2, extra_state={"seen": seen})
+    loop = Loop(
+        rt,
+        model,
+        opt,
+        Toy(),
+        4,
+        5,
+        Checkpointer(folder, "golden"),
+        3,
+        step,
+        "golden",
+        end_epoch=end_epoch,
+        eval_every=2,
+        extra_state={"seen": seen},
+    )
     history = loop.run()
     loop.finish(history, folder / "history.csv")
     return {

@@ -175,6 +175,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     # check_params re-runs on any params change (its output stays the same); the readout: no training stage
     assert stale(project) == {"check_params", "make_seeds", "report"}
     (project / "params.yaml").write_text(params)
+
     # an edit re-runs only the stages whose code it is (narrow closures, docs: README "The graph is true")
     def edited(rel, expected):
         path = project / rel

@@ -18,7 +18,8 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
     subprocess.run(
         [
             sys.executable,
-            "scripts/other_voc.py",
+            "-m",
+            "scripts.other_voc",
             str(data),
             "--train",
             "2",

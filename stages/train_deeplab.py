@@ -59,7 +59,8 @@ def run(params, source):
         imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
     net = build_deeplab(d, imagenet=imagenet)
     if d.frozen:  # resnet38d.py not_training: conv1a keeps its ImageNet weights (resnet38_seg only)
-        net.freeze(d.frozen)
+        for name in d.frozen:
+            getattr(net, name).requires_grad_(False)
     head = [p for m in net.head_modules() for p in m.parameters()]
     head_ids = {id(p) for p in head}
     backbone = [p for p in net.parameters() if id(p) not in head_ids and p.requires_grad]

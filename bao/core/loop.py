@@ -46,7 +46,6 @@ class Runtime:
         device = select_device(base.device)
         d = Dist.init(device)
         seed_everything(seed)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         return cls(device, d, amp_context(device, base.amp), num_workers, seed)
 
     def checkpointer(self, stage: str, folder: str | Path | None = None) -> Checkpointer:

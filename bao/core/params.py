@@ -75,11 +75,15 @@ class Base(Section):
     num_workers: int
     infer_workers: int | Literal["auto"]
     bad_input: choice(("error", "skip"))
+    cpu_kernels: choice(("portable", "native"))
+    cpu_threads: int | Literal["auto"]
 
     def check(self, p):
         positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
         if self.infer_workers != "auto":
             positive(f"{p}.infer_workers", self.infer_workers)
+        if self.cpu_threads != "auto":
+            positive(f"{p}.cpu_threads", self.cpu_threads)
 
 
 def _check_type(key: str, tp, value):

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from bao.core import kernels
 from bao.core.errors import KNOWN
 from bao.core.params import load
 
@@ -27,6 +28,8 @@ def main(run, stage: str, sections=(), params_path: str = "params.yaml") -> None
     h = hook()
     try:
         params = load(params_path, sections)
+        kernels.pin(params.base.cpu_kernels, params.base.cpu_threads)
+        kernels.configure_torch()
         if h:
             h.install(stage)
         run(params)

@@ -21,6 +21,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from bao.core.io import atomic_dir
+from bao.core.kernels import configure_torch, pinned_threads
 from bao.core.pipeline import resume_key
 from bao.core.stage import hook
 
@@ -49,8 +50,7 @@ def _worker(args):
     if _gpu_count():  # one GPU per worker, round-robin (select_device reads LOCAL_RANK)
         os.environ["LOCAL_RANK"] = str(index % _gpu_count())
     work = make_work()  # imports what the work needs: CRF workers never load torch
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    configure_torch(threads)
     results = {image_id: work(image_id) for image_id in ids}
     if h:
         h.flush()
@@ -87,7 +87,7 @@ def run_split(
                 results[image_id] = r
     else:
         workers = min(workers, len(todo))
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = pinned_threads() or max(1, (os.cpu_count() or 1) // workers)
         shards = [todo[i::workers] for i in range(workers)]
         with mp.get_context("spawn").Pool(workers) as pool:
             for part in pool.imap_unordered(_worker, [(make_work, s, threads, i) for i, s in enumerate(shards)]):

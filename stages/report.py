@@ -33,7 +33,9 @@ NOTE = (
     "the CRF alone on its seed is the ablation below. SeCo's row is its own recipe: the seed is its "
     "CAM with background at 0.5, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
     "head (multi-scale, flip, CRF), all one-stage. "
-    "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou)."
+    "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou). "
+    "One run is one sample of base.seed: another seed moves these numbers by several points "
+    "(mean ± sd over five seeds: metrics/seed_variance.md, python -m scripts.seed_variance)."
 )
 
 

@@ -37,6 +37,8 @@ def test_params_yaml_is_valid():
         (lambda r: r["bao"].update(aspp_rates=[]), "bao.aspp_rates"),
         (lambda r: r["bao"].update(l_pcl=-1), "bao.l_pcl"),
         (lambda r: r["bao"].update(pcl_grad="backbone"), "bao.pcl_grad"),
+        (lambda r: r["base"].update(cpu_kernels="fast"), "base.cpu_kernels"),
+        (lambda r: r["base"].update(cpu_threads=0), "base.cpu_threads"),
     ],
 )
 def test_bad_params_name_the_key(edit, key):

@@ -1,0 +1,77 @@
+"""Back to a commit's pipeline state, emptying nothing it cannot restore.
+
+    python -m scripts.restore [REV]        # REV: a commit (default HEAD); an experiment: dvc exp apply NAME
+
+1. ``params.yaml``, ``dvc.lock`` and the outputs kept in git (``metrics/``, ``plots/``, ...) are taken
+   from REV; code and every other file stay as they are.
+2. Each output kept in DVC's cache is checked out when REV's version of it is in the cache. One that
+   is not (a result of another machine that was never pulled, or a cache cleared since) keeps the
+   files it has, and is named: ``dvc pull`` (from a remote that holds it) or ``dvc repro`` brings it
+   back. ``dvc checkout`` alone would delete it.
+
+Afterwards ``dvc status`` lists exactly those outputs (nothing, when the cache held everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import yaml
+
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
+
+
+def lock_outs(lock_text: str) -> list[str]:
+    """Every output path of a ``dvc.lock``."""
+    lock = yaml.safe_load(lock_text) or {}
+    return [out["path"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs", [])]
+
+
+def not_in_cache() -> set[str]:
+    """Outputs whose locked version DVC's cache does not hold (``dvc status``'s "not in cache")."""
+    r = subprocess.run([*DVC, "status", "--json"], capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"dvc status failed:\n{r.stderr}")
+    missing = set()
+    for entries in json.loads(r.stdout or "{}").values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                missing |= {p for p, s in entry.get("changed outs", {}).items() if s == "not in cache"}
+    return missing
+
+
+def restore(rev: str = "HEAD") -> list[str]:
+    """Restore REV's state; returns the cached outputs left as they were (not in the cache)."""
+    rev = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip() if rev else "HEAD"
+    outs = lock_outs(git("show", f"{rev}:dvc.lock"))
+    in_git = [p for p in outs if git("ls-tree", "-r", "--name-only", rev, "--", p).strip()]
+    git("checkout", rev, "--", "params.yaml", "dvc.lock", *in_git)
+    missing = not_in_cache()
+    cached = [p for p in outs if p not in in_git and p not in missing]
+    if cached:
+        subprocess.run([*DVC, "checkout", "--quiet", *cached], check=True)
+    return sorted(missing)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rev", nargs="?", default="HEAD", help="a commit (default HEAD)")
+    rev = ap.parse_args().rev
+    kept = restore(rev)
+    print(
+        f"params.yaml, dvc.lock, the outputs in git and {'every' if not kept else 'the other'} cached output: as in {rev}"
+    )
+    if kept:
+        print(f"kept as they were ({rev}'s version is not in DVC's cache): " + ", ".join(kept))
+        print("  `dvc pull` (from a remote that holds them) or `dvc repro` brings them back")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,8 +19,6 @@ import json
 import subprocess
 import sys
 
-import yaml
-
 DVC = [sys.executable, "-m", "dvc"]
 
 
@@ -28,10 +26,16 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
 
 
-def lock_outs(lock_text: str) -> list[str]:
-    """Every output path of a ``dvc.lock``."""
-    lock = yaml.safe_load(lock_text) or {}
-    return [out["path"] for stage in (lock.get("stages") or {}).values() for out in stage.get("outs", [])]
+def outputs() -> tuple[list[str], list[str]]:
+    """The outputs of dvc.yaml's stages: (kept in DVC's cache, kept in git). dvc.lock alone would not
+    do: it keeps the entries of stages since removed from dvc.yaml."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        outs = [o for stage in repo.index.stages for o in stage.outs]
+    return sorted({str(o.def_path) for o in outs if o.use_cache}), sorted(
+        {str(o.def_path) for o in outs if not o.use_cache}
+    )
 
 
 def not_in_cache() -> set[str]:
@@ -50,13 +54,13 @@ def not_in_cache() -> set[str]:
 def restore(rev: str = "HEAD") -> list[str]:
     """Restore REV's state; returns the cached outputs left as they were (not in the cache)."""
     rev = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip() if rev else "HEAD"
-    outs = lock_outs(git("show", f"{rev}:dvc.lock"))
-    in_git = [p for p in outs if git("ls-tree", "-r", "--name-only", rev, "--", p).strip()]
+    cached, uncached = outputs()
+    in_git = [p for p in uncached if git("ls-tree", "-r", "--name-only", rev, "--", p).strip()]
     git("checkout", rev, "--", "params.yaml", "dvc.lock", *in_git)
     missing = not_in_cache()
-    cached = [p for p in outs if p not in in_git and p not in missing]
-    if cached:
-        subprocess.run([*DVC, "checkout", "--quiet", *cached], check=True)
+    restorable = [p for p in cached if p not in missing]
+    if restorable:
+        subprocess.run([*DVC, "checkout", "--quiet", *restorable], check=True)
     return sorted(missing)
 
 

@@ -56,7 +56,11 @@ def restore(rev: str = "HEAD") -> list[str]:
     rev = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip() if rev else "HEAD"
     cached, uncached = outputs()
     in_git = [p for p in uncached if git("ls-tree", "-r", "--name-only", rev, "--", p).strip()]
-    git("checkout", rev, "--", "params.yaml", "dvc.lock", *in_git)
+    paths = ["params.yaml", "dvc.lock", *in_git]
+    # drop their index entries first: after a failed `dvc exp run` the index can hold the commit's
+    # blob with the stat of the changed file, and checkout would then skip writing it
+    git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths)
+    git("checkout", rev, "--", *paths)
     missing = not_in_cache()
     restorable = [p for p in cached if p not in missing]
     if restorable:

@@ -32,7 +32,13 @@ from pathlib import Path
 
 from bench.common import print_table
 
-ISA_VARS = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+ISA_VARS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_CBWR",
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "NPY_DISABLE_CPU_FEATURES",
+)
 SETTINGS = {  # name -> (kernels mode, environment added to the process)
     "default": ("native", {}),
     "AVX2 pins": ("native", {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}),

@@ -7,7 +7,8 @@ does not fit fails now, naming its keys, not hours later.
     python -m stages.get_weights {conformer,deeplab,transcam,resnet38,vit}
 
 conformer: ImageNet Conformer (``model.pretrained``), for train_transcam.
-deeplab: DeepLab's ImageNet backbone (``deeplab.pretrained``), for train_deeplab.
+deeplab: the segmentation network's start (``deeplab.pretrained``), for train_deeplab: DeepLab's ImageNet
+backbone, or for resnet38_seg PSA's VOC-trained ResNet-38 classifier res38_cls.pth (MCTformer's start).
 transcam: TransCAM's published classifier (``transcam.released``), which replaces train_transcam's training.
 resnet38: PSA's ImageNet ResNet-38 (``psa.pretrained``; the MXNet ``.params`` file or a converted
 state_dict), for train_affinity.

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from bao.config.masks import Masks
 from bao.config.psa import Psa
 from bao.core.classes import NUM_CLASSES
-from bao.core.image import MEAN, to_tensor
+from bao.core.image import MEAN, STD, to_tensor
 from bao.core.io import save_label_png
 from bao.core.pipeline import paths
 from bao.core.runtime import amp_context, select_device
@@ -57,12 +57,15 @@ def walk_scores(net, image: np.ndarray, keys: np.ndarray, cams: np.ndarray, p, d
     return F.interpolate(walked, (hp, wp), mode="bilinear", align_corners=False)[0].cpu().numpy()
 
 
-def padded_image(image: np.ndarray, hp: int, wp: int) -> np.ndarray:
-    """The CRF's image: padded as the network input (zeros after normalisation: the mean colour)."""
-    out = np.empty((hp, wp, 3), np.uint8)
-    out[:] = (np.asarray(MEAN) * 255).astype(np.uint8)  # de-normalised and cast, as infer_aff.py
-    out[: image.shape[0], : image.shape[1]] = image
-    return out
+def crf_image(image: np.ndarray, hp: int, wp: int) -> np.ndarray:
+    """The CRF's image as infer_aff.py l.124-133 rebuilds it from the padded network input: the float32
+    tensor de-normalised in float32, clipped to [0, 255] and cast to uint8, which truncates (about a
+    third of the values come out one level lower); the padding becomes the mean colour."""
+    x = np.zeros((hp, wp, 3), np.float32)
+    x[: image.shape[0], : image.shape[1]] = to_tensor(image).numpy().transpose(1, 2, 0)
+    for c in range(3):  # Python floats, as the release's tuples: the arithmetic stays float32
+        x[..., c] = (x[..., c] * float(STD[c]) + float(MEAN[c])) * 255
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def make_work(params, out_dir):
@@ -79,7 +82,7 @@ def make_work(params, out_dir):
         walked = walk_scores(net, image, keys, cams, p, device, amp)
         label = walked.argmax(0).astype(np.uint8)
         if p.crf:
-            label = crf_labels(padded_image(image, *label.shape), label, crf, NUM_CLASSES)
+            label = crf_labels(crf_image(image, *label.shape), label, crf, NUM_CLASSES)
         save_label_png(out_dir / f"{image_id}.png", label[: image.shape[0], : image.shape[1]])
 
     return work

@@ -4,7 +4,8 @@
 
 ``bao``: the BAO masks (Table 1's BAO row); ``transcam``: the TransCAM masks (its row's val).
 ``deeplab.arch``: MCTformer's resnet38_seg (the release's segmentation: seg/train_seg.py, run_seg.sh),
-from psa.pretrained's ImageNet ResNet-38, or DeepLab-v2/v3+ from deeplab.pretrained.
+from deeplab.pretrained (MCTformer: PSA's VOC-trained classifier res38_cls.pth) or, when that is null,
+psa.pretrained's ImageNet ResNet-38; or DeepLab-v2/v3+ from deeplab.pretrained.
 
 SGD with momentum, the head at ``head_lr_mult`` x the learning rate, poly decay, frozen BatchNorm
 (paper setting) and ``deeplab.frozen`` layers, cross-entropy with 255 ignored. Training runs whole passes over train_aug until
@@ -53,7 +54,9 @@ def run(params, source):
         d.pad_label,
     )
     seg38 = d.arch == "resnet38_seg"
-    if seg38:  # MCTformer initialises from the ImageNet ResNet-38 (train_seg.py l.53-54, strict=False)
+    if seg38 and d.pretrained:  # MCTformer's start: PSA's VOC-trained res38_cls.pth (train_seg.py l.53-54)
+        imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
+    elif seg38:  # the option: psa.pretrained's ImageNet ResNet-38
         imagenet = staged(P.pretrained.resnet38, params.psa.pretrained, "psa.pretrained")
     else:
         imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
@@ -85,7 +88,9 @@ def run(params, source):
         y = batch["target"].to(rt.device)
         with rt.amp():
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE)
+        # resnet38_seg returns stride-8 logits: upsampled to the crop (train_seg.py l.92); DeepLab's already are
+        logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear", align_corners=False)
+        loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

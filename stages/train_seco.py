@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bao.config.seco import Seco
 from bao.core.classes import NUM_CLASSES
-from bao.core.image import MEAN, STD, to_tensor
+from bao.core.image import to_tensor
 from bao.core.loop import Carried, Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import batch_indices, unwrap
@@ -40,11 +40,23 @@ from bao.scoring.metrics import ConfusionMatrix
 STAGE = "train_seco"
 
 
+# imutils.py denormalize_img / losses.py get_energy_loss: the mean and std in 0-255 units
+_MEAN255, _STD255 = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
 def denormalize(x: torch.Tensor) -> torch.Tensor:
-    """Normalised images back to [0, 1] (imutils.py ``denormalize_img2``)."""
-    mean = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    """Normalised images back to 0-255 floats, the energy loss's image (losses.py l.215-218)."""
+    mean = torch.tensor(_MEAN255, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(_STD255, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x * std + mean
+
+
+def par_image(x: torch.Tensor) -> torch.Tensor:
+    """PAR's image in [0, 1]: de-normalised, cast to uint8 (truncated), / 255 (imutils.py
+    ``denormalize_img2``, train_voc.py l.182). The clamp only defines what the cast leaves to the
+    platform (values below 0 or above 255, which a de-normalised image does not reach by more than
+    float error)."""
+    return denormalize(x).trunc().clamp(0, 255) / 255.0
 
 
 @torch.no_grad()
@@ -101,9 +113,8 @@ def run(params):
             cams, cams_aux = multi_scale_cam(unwrap(model), x, c.cam_scales)
         cams, cams_aux = cams.float(), cams_aux.float()
         valid_cam, _ = cam_to_pseudo_label(cams, cls_label, box, c.high_thre, c.low_thre)
-        image01 = denormalize(x)
         pseudo = refine_with_background(
-            image01,
+            par_image(x),
             valid_cam,
             cls_label,
             box,
@@ -143,7 +154,7 @@ def run(params):
             roi_box[k, y0:y1, x0:x1] = 1
         e = c.energy
         l_reg = dense_energy_loss(
-            image01 * 255, seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb, e.sigma_xy, e.scale
+            denormalize(x), seg.softmax(1), roi_box, pseudo, e.weight, e.sigma_rgb, e.sigma_xy, e.scale, kernel=e.kernel
         )
         # ToCo's patch contrast on the aux CAM's labels at the token grid; the box is in pixels, applied
         # to the grid as released (train_voc.py l.220-223)

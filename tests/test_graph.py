@@ -29,7 +29,7 @@ READ_ONLY_ELSEWHERE = {
     "get_transcam_weights": {"model.arch"},
     "get_deeplab_weights": {"deeplab.arch", "deeplab.backbone", "deeplab.output_stride"},
     "get_resnet38_weights": {"psa.arch"},
-    # deeplab.arch: resnet38_seg starts from psa.pretrained's ResNet-38 (the paper setting)
+    # deeplab.arch: resnet38_seg with deeplab.pretrained null starts from psa.pretrained's ImageNet ResNet-38
     "train_deeplab@bao": {"psa.pretrained"},
     "train_deeplab@transcam": {"psa.pretrained"},
     # bao.epoch_eval_scales: null scores the per-epoch curves at cams.scales

@@ -215,7 +215,7 @@ def test_released_transcam_checkpoint_loads_key_for_key(tmp_path):
 
 def test_resnet38_seg_mini_forward_backward():
     """MCTformer's resnet38_seg: ResNet-38d conv6 -> 3x3 dilated conv to 512 (ReLU) -> 3x3 dilated conv to
-    the classes, logits upsampled to the input; the fc8 layers are the 10x-lr head."""
+    the classes, stride-8 logits (upsampled by the caller, once); the fc8 layers are the 10x-lr head."""
     from types import SimpleNamespace
 
     from bao.models.deeplab import build_deeplab
@@ -223,7 +223,7 @@ def test_resnet38_seg_mini_forward_backward():
     cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
     net = build_deeplab(cfg)
     y = net(torch.randn(2, 3, 64, 80))
-    assert y.shape == (2, 21, 64, 80)
+    assert y.shape == (2, 21, 8, 10)
     y.mean().backward()
     c1, c2 = net.head_modules()
     assert (c1.in_channels, c1.out_channels, c2.out_channels) == (4096 // 8, 512 // 8, 21)

@@ -21,3 +21,4 @@ PSA_CRF_LABELS = ("all", "present")  # psa.crf_labels
 SEG_ARCHS = ("resnet38_seg", "deeplabv2", "deeplabv3plus")  # deeplab.arch
 SCALE_PER = ("image", "batch")  # deeplab.scale_per
 EVAL_COMBINES = ("max_softmax", "mean_logits")  # evaluate.combine
+ENERGY_KERNELS = ("lattice", "exact")  # seco.energy.kernel: rloss's permutohedral lattice or the exact Gaussian sum

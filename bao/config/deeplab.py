@@ -43,11 +43,6 @@ class DeepLab(Section):
         if self.arch == "resnet38_seg":
             if self.backbone not in RESNET38:
                 raise ParamsError(f"{p}.backbone: resnet38_seg needs one of {sorted(RESNET38)}, got {self.backbone!r}")
-            if self.pretrained:
-                raise ParamsError(
-                    f"{p}.pretrained: resnet38_seg starts from psa.pretrained's ImageNet ResNet-38 "
-                    "(get_resnet38_weights); set deeplab.pretrained to null"
-                )
         elif self.frozen:
             raise ParamsError(f"{p}.frozen: only resnet38_seg keeps layers frozen, got {self.frozen} for {self.arch}")
         check_frozen(p, self.frozen)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 from bao.config.archs import SECO_VITS
+from bao.config.choices import ENERGY_KERNELS
 from bao.config.masks import Crf
 from bao.core.errors import ParamsError
-from bao.core.params import Section, check_rates, positive
+from bao.core.params import Section, check_rates, choice, positive
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Energy(Section):
     sigma_rgb: float
     sigma_xy: float
     scale: float
+    kernel: choice(ENERGY_KERNELS)
 
     def check(self, p):
         positive(f"{p}.weight", self.weight, allow_zero=True)

@@ -5,59 +5,35 @@ image lies in it), normalised, which is both the network's input and the first g
 second global view from the original image (RandomResizedCrop to the crop size, scale 0.4-1, bicubic;
 flip, colour jitter with p 0.8, grayscale p 0.2, Gaussian blur p 0.1, solarisation p 0.2); and an
 augmented copy of the crop that the local "key" crops are cut from (flip, jitter, grayscale, blur
-p 0.5). Randomness comes from (seed, epoch, index), as every training set of the project; torchvision
-applies the jitter's four factors in a random order, here in its default order.
+p 0.5), with torchvision's transforms as voc.py uses them. Randomness comes from (seed, epoch, index), as
+every training set of the project (``bao.data.transforms.seeded``).
 """
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+import torchvision.transforms as T
 from PIL import Image, ImageFilter, ImageOps
 
 from bao.core.image import to_tensor
-from bao.data.transforms import SeededCrops, color_jitter
+from bao.data.transforms import SeededCrops, seeded
 from bao.data.voc import VOCDataset
 
 
-def _flip_jitter_gray(img: Image.Image, jitter, rng: np.random.Generator) -> Image.Image:
-    # voc.py flip_and_color_jitter: RandomHorizontalFlip, RandomApply(ColorJitter, p=0.8), RandomGrayscale(0.2)
-    if rng.random() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    if rng.random() < 0.8:
-        img = color_jitter(img, jitter, rng)
-    if rng.random() < 0.2:
-        img = TF.rgb_to_grayscale(img, num_output_channels=3)
-    return img
+def flip_jitter_gray(jitter) -> T.Compose:
+    """voc.py ``flip_and_color_jitter``: RandomHorizontalFlip, RandomApply(ColorJitter, p=0.8),
+    RandomGrayscale(0.2), torchvision's."""
+    return T.Compose(
+        [T.RandomHorizontalFlip(0.5), T.RandomApply([T.ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(0.2)]
+    )
 
 
 def _blur(img: Image.Image, p: float, rng: np.random.Generator) -> Image.Image:
-    # transforms.py GaussianBlur: radius uniform in [0.1, 2]
+    # transforms.py GaussianBlur (SeCo's own, PIL's filter): radius uniform in [0.1, 2]
     if rng.random() <= p:
         img = img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.1, 2.0)))
     return img
-
-
-def random_resized_crop(img: Image.Image, size: int, rng: np.random.Generator, scale=(0.4, 1.0),
-                        ratio=(3 / 4, 4 / 3)) -> Image.Image:
-    """torchvision's RandomResizedCrop (10 draws of area and log-ratio, else the centre crop clamped
-    to the ratio range), bicubic, from ``rng``."""
-    w, h = img.size
-    area = w * h
-    for _ in range(10):
-        target = area * rng.uniform(*scale)
-        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-        cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-        if 0 < cw <= w and 0 < ch <= h:
-            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            break
-    else:
-        r = w / h
-        cw, ch = (w, round(w / ratio[0])) if r < ratio[0] else (round(h * ratio[1]), h) if r > ratio[1] else (w, h)
-        y, x = (h - ch) // 2, (w - cw) // 2
-    return img.resize((size, size), Image.BICUBIC, box=(x, y, x + cw, y + ch))
 
 
 class SeCoViews(SeededCrops):
@@ -66,7 +42,10 @@ class SeCoViews(SeededCrops):
 
     def __init__(self, ds: VOCDataset, crop_size: int, scale_range, jitter, seed: int):
         super().__init__(ds, seed)
-        self.crop, self.scales, self.jitter = crop_size, scale_range, jitter
+        self.crop, self.scales = crop_size, scale_range
+        self.flip_jitter_gray = flip_jitter_gray(jitter)
+        # voc.py global_view2's first step, bicubic
+        self.resized_crop = T.RandomResizedCrop(crop_size, scale=(0.4, 1.0), interpolation=T.InterpolationMode.BICUBIC)
 
     def __getitem__(self, index: int) -> dict:
         rng, image_id, original = self.sample(index)
@@ -81,19 +60,25 @@ class SeCoViews(SeededCrops):
         H, W = max(self.crop, h), max(self.crop, w)
         oy, ox = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
         padded = np.zeros((H, W, 3), np.uint8)
-        padded[oy:oy + h, ox:ox + w] = arr
+        padded[oy : oy + h, ox : ox + w] = arr
         y0, x0 = int(rng.integers(0, H - self.crop + 1)), int(rng.integers(0, W - self.crop + 1))
-        crop = padded[y0:y0 + self.crop, x0:x0 + self.crop]
+        crop = padded[y0 : y0 + self.crop, x0 : x0 + self.crop]
         box = [max(oy - y0, 0), min(self.crop, h + oy - y0), max(ox - x0, 0), min(self.crop, w + ox - x0)]
         # local_view: flip and jitter, blur p 0.5 (of the crop)
-        local_src = _blur(_flip_jitter_gray(Image.fromarray(crop), self.jitter, rng), 0.5, rng)
+        local_src = _blur(seeded(self.flip_jitter_gray, Image.fromarray(crop), rng), 0.5, rng)
         # global_view2, of the original image: RandomResizedCrop, flip and jitter, blur p 0.1, solarisation p 0.2
-        g2 = _blur(_flip_jitter_gray(random_resized_crop(original, self.crop, rng), self.jitter, rng), 0.1, rng)
+        g2 = _blur(seeded(T.Compose([self.resized_crop, self.flip_jitter_gray]), original, rng), 0.1, rng)
         if rng.random() < 0.2:
             g2 = ImageOps.solarize(g2)
         label = self.ds.label(image_id)
         # voc.py __getitem__: the class index (1..20) of a one-class image, -1 otherwise
         label_idx = int(np.argmax(label)) + 1 if label.sum() == 1 else -1
-        return {"image": to_tensor(crop), "global2": to_tensor(np.asarray(g2)),
-                "local_src": to_tensor(np.asarray(local_src)), "label": torch.from_numpy(label),
-                "label_idx": label_idx, "box": torch.tensor(box), "index": index}
+        return {
+            "image": to_tensor(crop),
+            "global2": to_tensor(np.asarray(g2)),
+            "local_src": to_tensor(np.asarray(local_src)),
+            "label": torch.from_numpy(label),
+            "label_idx": label_idx,
+            "box": torch.tensor(box),
+            "index": index,
+        }

@@ -1,14 +1,15 @@
 """Training augmentation (TransCAM train_TransCAM.py order): RandomResizeLong -> flip -> ColorJitter
--> normalise -> RandomCrop (zero padding after normalisation).
+(torchvision's) -> normalise -> RandomCrop (zero padding after normalisation).
 
 Randomness comes from ``numpy.random.default_rng((seed, epoch, index))`` per sample, so a batch is
 the same whatever the number of workers or processes, and a resumed run sees the same crops.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+import torchvision.transforms as T
 from PIL import Image
 
 from bao.core.image import to_tensor
@@ -16,19 +17,32 @@ from bao.data.voc import VOCDataset
 from bao.core.runtime import batch_indices
 
 
+def seeded(transform, img, rng: np.random.Generator):
+    """A torchvision transform applied with its randomness drawn from ``rng``: torch's CPU generator
+    is forked and seeded from ``rng`` for the call, so a sample stays a function of (seed, epoch,
+    index) whatever the workers."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**63 - 1)))
+        return transform(img)
+
+
 def color_jitter(img: Image.Image, jitter, rng: np.random.Generator) -> Image.Image:
-    """ColorJitter (brightness, contrast, saturation, hue) with torchvision's factor ranges, applied in
-    torchvision's default order; a 0 leaves that property (and the random stream) alone."""
-    b, c, s, hue = jitter
-    if b:
-        img = TF.adjust_brightness(img, rng.uniform(max(0, 1 - b), 1 + b))
-    if c:
-        img = TF.adjust_contrast(img, rng.uniform(max(0, 1 - c), 1 + c))
-    if s:
-        img = TF.adjust_saturation(img, rng.uniform(max(0, 1 - s), 1 + s))
-    if hue:
-        img = TF.adjust_hue(img, rng.uniform(-hue, hue))
-    return img
+    """torchvision's ColorJitter(brightness, contrast, saturation, hue), as TransCAM's train_aff.py and
+    train_TransCAM.py call it: its four operations in a random order per sample; a 0 leaves that
+    property alone."""
+    return seeded(T.ColorJitter(*jitter), img, rng)
+
+
+def resize_nearest(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A label map resized to ``size`` (w, h) on OpenCV's INTER_NEAREST grid, the one MCTformer's
+    seg/tool/exutils.py l.33-35 (and DeepLab's loaders) use: source index floor(i / (w / w0)) in double
+    precision, clamped (OpenCV's resizeNN). PIL's NEAREST samples pixel centres instead, which differs
+    on 0.65-2.5 % of the pixels."""
+    h0, w0 = label.shape[:2]
+    w, h = size
+    ys = np.minimum(np.floor(np.arange(h) * (1.0 / (h / h0))).astype(np.int64), h0 - 1)
+    xs = np.minimum(np.floor(np.arange(w) * (1.0 / (w / w0))).astype(np.int64), w0 - 1)
+    return label[ys[:, None], xs[None, :]]
 
 
 class SeededCrops(torch.utils.data.Dataset):
@@ -86,12 +100,14 @@ class TrainCrops(SeededCrops):
         out = torch.zeros(3, self.crop, self.crop)
         valid = torch.zeros(self.crop, self.crop, dtype=torch.bool)
         hh, ww = min(h, self.crop), min(w, self.crop)
-        out[:, oy:oy + hh, ox:ox + ww] = x[:, y0:y0 + hh, x0:x0 + ww]
-        valid[oy:oy + hh, ox:ox + ww] = True
+        out[:, oy : oy + hh, ox : ox + ww] = x[:, y0 : y0 + hh, x0 : x0 + ww]
+        valid[oy : oy + hh, ox : ox + ww] = True
         item = {"image": out, "label": torch.from_numpy(self.ds.label(image_id)), "valid": valid, "index": index}
         if extra is not None:
             lab = torch.full((self.crop, self.crop), 255, dtype=torch.long)
-            lab[oy:oy + hh, ox:ox + ww] = torch.from_numpy(np.ascontiguousarray(extra[y0:y0 + hh, x0:x0 + ww])).long()
+            lab[oy : oy + hh, ox : ox + ww] = torch.from_numpy(
+                np.ascontiguousarray(extra[y0 : y0 + hh, x0 : x0 + ww])
+            ).long()
             item["extra"] = lab
         return item
 
@@ -105,8 +121,17 @@ class SegCrops(SeededCrops):
     ``pad_label`` 0 is MCTformer's crop (exutils.py ``crop``: the label padded with zeros, background);
     255 ignores the padding."""
 
-    def __init__(self, ds: VOCDataset, label_fn, crop_size: int, scale_range, seed: int, scale_per: str = "image",
-                 batch_size: int = 1, pad_label: int = 255):
+    def __init__(
+        self,
+        ds: VOCDataset,
+        label_fn,
+        crop_size: int,
+        scale_range,
+        seed: int,
+        scale_per: str = "image",
+        batch_size: int = 1,
+        pad_label: int = 255,
+    ):
         super().__init__(ds, seed)
         self.label_fn, self.crop, self.scales = label_fn, crop_size, scale_range
         self.scale_per, self.batch_size, self.pad_label = scale_per, batch_size, pad_label
@@ -127,19 +152,19 @@ class SegCrops(SeededCrops):
 
     def __getitem__(self, index: int) -> dict:
         rng, image_id, img = self.sample(index)
-        lab = Image.fromarray(self.label_fn(image_id))
+        lab = self.label_fn(image_id)
         s = self.scale(index, rng)
-        size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
-        img, lab = img.resize(size, Image.BILINEAR), lab.resize(size, Image.NEAREST)
+        size = (max(1, int(img.width * s)), max(1, int(img.height * s)))  # exutils.py scale_im: int()
+        img, lab = img.resize(size, Image.BILINEAR), resize_nearest(lab, size)
         if rng.random() < 0.5:
-            img, lab = img.transpose(Image.FLIP_LEFT_RIGHT), lab.transpose(Image.FLIP_LEFT_RIGHT)
+            img, lab = img.transpose(Image.FLIP_LEFT_RIGHT), lab[:, ::-1]
         x = to_tensor(np.asarray(img))
-        y = torch.from_numpy(np.asarray(lab, dtype=np.int64).copy())
+        y = torch.from_numpy(np.ascontiguousarray(lab, dtype=np.int64))
         _, h, w = x.shape
         out = torch.zeros(3, self.crop, self.crop)
         tgt = torch.full((self.crop, self.crop), self.pad_label, dtype=torch.long)
         y0, x0 = int(rng.integers(0, max(h - self.crop, 0) + 1)), int(rng.integers(0, max(w - self.crop, 0) + 1))
         hh, ww = min(h, self.crop), min(w, self.crop)
-        out[:, :hh, :ww] = x[:, y0:y0 + hh, x0:x0 + ww]
-        tgt[:hh, :ww] = y[y0:y0 + hh, x0:x0 + ww]
+        out[:, :hh, :ww] = x[:, y0 : y0 + hh, x0 : x0 + ww]
+        tgt[:hh, :ww] = y[y0 : y0 + hh, x0 : x0 + ww]
         return {"image": out, "target": tgt, "index": index}

@@ -158,9 +158,9 @@ class ResNet38Seg(ResNet38d):
     """MCTformer's ``resnet38_seg`` (seg/network/resnet38_seg.py), the segmentation network i2mond/BAO
     trains: ResNet-38d's conv6 (4096 ch, stride 8), ``fc8_seg_conv1`` = 3x3 conv to 512 (dilation 12,
     ReLU), ``fc8_seg_conv2`` = 3x3 conv to the classes (dilation 12); both Xavier-uniform weights, biases
-    at PyTorch's default. The logits are upsampled (bilinear) to the input, as train_seg.py l.92 does
-    before its loss and infer_seg.py l.96 at test time. Keys are MCTformer's (top-level ``conv1a``,
-    ``b2``..., ``fc8_seg_conv*``)."""
+    at PyTorch's default. Returns the stride-8 logits, as MCTformer's ``forward``: train_seg.py l.92
+    upsamples them to the crop for the loss, infer_seg.py l.96 to the image, once. Keys are MCTformer's
+    (top-level ``conv1a``, ``b2``..., ``fc8_seg_conv*``)."""
 
     def __init__(self, arch: str = "resnet38d", num_classes: int = 21):
         if arch not in RESNET38:
@@ -177,8 +177,7 @@ class ResNet38Seg(ResNet38d):
         return [self.fc8_seg_conv1, self.fc8_seg_conv2]
 
     def forward(self, x):
-        y = self.fc8_seg_conv2(F.relu(self.fc8_seg_conv1(self.features(x)[-1])))
-        return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+        return self.fc8_seg_conv2(F.relu(self.fc8_seg_conv1(self.features(x)[-1])))
 
 
 def create_affinitynet(arch: str) -> AffinityNet:
@@ -191,9 +190,10 @@ def create_affinitynet(arch: str) -> AffinityNet:
 
 
 def load_resnet38_imagenet(model: ResNet38d, path: str | Path, param: str = "psa.arch") -> None:
-    """Load ImageNet ResNet-38 weights (MXNet ``.params`` or a converted state_dict) into ``model``'s
-    backbone, key for key and shape for shape; only the new head (affinity or segmentation) may be
-    missing."""
+    """Load ResNet-38 weights into ``model``'s backbone, key for key and shape for shape: ImageNet's
+    (MXNet ``.params`` or a converted state_dict) or PSA's VOC-trained classifier ``res38_cls.pth``,
+    MCTformer's start for resnet38_seg, whose 20-class ``fc8`` is dropped as train_seg.py's
+    ``strict=False`` drops it. Only the new head (affinity or segmentation) may be missing."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: ResNet-38 checkpoint not found")
@@ -207,10 +207,10 @@ def load_resnet38_imagenet(model: ResNet38d, path: str | Path, param: str = "psa
     own = model.state_dict()
     backbone = {k for k in own if not k.startswith(("f8_", "f9", "fc8_")) and not k.endswith("num_batches_tracked")}
     missing = sorted(backbone - set(state))
-    unexpected = sorted(set(state) - set(own))
+    unexpected = sorted(k for k in set(state) - set(own) if not k.startswith("fc8."))  # PSA's classifier head
     bad = sorted(k for k in backbone & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
     if missing or unexpected or bad:
         raise CheckpointError(f"{path}: does not fit {type(model).__name__} ({param}): "
                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                               f"unexpected {unexpected[:5]}, wrong shape {bad[:5]}")
-    model.load_state_dict(state, strict=False)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)

@@ -99,7 +99,8 @@ class SeCoNet(nn.Module):
         (model_seco.py ``get_param_groups``, l.191-212)."""
         groups = [[], [], [], []]
         for name, p in self.encoder.named_parameters():
-            groups[1 if "norm" in name else 0].append(p)
+            if p.requires_grad:  # not the frozen position embedding (the release's AdamW skips it: no grad)
+                groups[1 if "norm" in name else 0].append(p)
         groups[2] += [self.classifier.weight, self.aux_classifier.weight, *self.proj_head.parameters()]
         groups[3] += list(self.decoder.parameters())
         return groups
@@ -175,9 +176,10 @@ class SeCoNet(nn.Module):
         self._momentum_update()
         with torch.no_grad():
             k = self.encoder_k(torch.cat(local_k))[0].reshape(n_l, b, -1)
-        # the global views' keys keep the student's gradient, as released (LIL sees them in the key set);
-        # the release shuffles across GPUs "for BN": the head has no BatchNorm, so the order is kept
-        out_k = self.proj_head_t(torch.cat([g, k]).transpose(0, 1).reshape(b * (n_g + n_l), -1))
+        # the global views' key rows carry no gradient: the release sends them through _batch_shuffle_ddp,
+        # which gathers under no_grad (model_seco.py l.8, l.94, l.124); the shuffle itself ("for BN") is
+        # left out: the head has no BatchNorm, and unshuffling restores the order
+        out_k = self.proj_head_t(torch.cat([g.detach(), k]).transpose(0, 1).reshape(b * (n_g + n_l), -1))
         self._enqueue(out_k.detach(), flags)
         feats = torch.cat([out_q, out_k, self.queue.clone()])
         tags = torch.cat([flags, flags, self.queue_flags.clone()])

@@ -6,6 +6,7 @@ References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, `
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -14,13 +15,45 @@ from bao.core.classes import IGNORE
 # --- dense energy (rloss's DenseEnergyLoss), in PyTorch ------------------------------------------
 
 
+def lattice_apply(image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
+    """``bilateral_apply`` as rloss computes it (``bilateralfilter.cpp``): a permutohedral lattice over the
+    features (x / sigma_xy, y / sigma_xy, r, g, b / sigma_rgb), in float32 on the CPU. rloss's lattice is
+    Krähenbühl's, which pydensecrf builds: one mean-field step with a zero unary and an unnormalised
+    Potts kernel of weight 1 leaves ``tmp1 = lattice(values)``, equal to rloss's output bit for bit
+    (tests/test_seco_parity.py). With SeCo's sigmas it returns 0.35-0.5x the exact sum."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf import eigen
+
+    b, k, h, w = values.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty((b, k, h * w), np.float32)
+    for n in range(b):
+        rgb = image[n].detach().float().cpu().numpy()
+        feats = np.concatenate(
+            [xs[None] / np.float32(sigma_xy), ys[None] / np.float32(sigma_xy), rgb / np.float32(sigma_rgb)]
+        ).reshape(5, -1)
+        crf = dcrf.DenseCRF(h * w, k)
+        crf.setUnaryEnergy(np.zeros((k, h * w), np.float32))
+        crf.addPairwiseEnergy(
+            np.ascontiguousarray(feats, np.float32),
+            compat=1.0,
+            kernel=dcrf.DIAG_KERNEL,
+            normalization=dcrf.NO_NORMALIZATION,
+        )
+        q = eigen.matrixXf(np.ascontiguousarray(values[n].detach().float().cpu().numpy().reshape(k, -1)))
+        # tmp1/tmp2 sized up front: stepInference resizes them in place, the wrappers keep their shapes
+        tmp1, tmp2 = (eigen.matrixXf(np.zeros((k, h * w), np.float32)) for _ in range(2))
+        crf.stepInference(q, tmp1, tmp2)  # tmp1 = -unary - (-1 x lattice(q)) = lattice(q)
+        out[n] = np.asarray(tmp1)
+    return torch.from_numpy(out).view(b, k, h, w).to(values.device)
+
+
 def bilateral_apply(
     image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, sigma_xy: float, chunk: int = 4096
 ) -> torch.Tensor:
     """``out[b, k, i] = sum_j W_ij values[b, k, j]`` with the dense Gaussian bilateral kernel
     W_ij = exp(-|p_i - p_j|^2 / 2 sigma_xy^2 - |I_i - I_j|^2 / 2 sigma_rgb^2) (self pair included),
-    computed exactly, ``chunk`` rows of W at a time. rloss filters with a permutohedral lattice,
-    an approximation of this kernel."""
+    computed exactly, ``chunk`` rows of W at a time (``seco.energy.kernel: exact``)."""
     b, k, h, w = values.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, device=image.device, dtype=image.dtype),
@@ -48,6 +81,7 @@ def dense_energy_loss(
     sigma_xy: float = 100.0,
     scale: float = 0.5,
     ignore_index: int = IGNORE,
+    kernel: str = "lattice",
 ) -> torch.Tensor:
     """The dense-CRF energy regulariser (losses.py ``DenseEnergyLoss``, l.224-288; from meng-tang/rloss).
 
@@ -57,7 +91,8 @@ def dense_energy_loss(
     bilinear) and ``sigma_xy`` with it. With S = probs x ROI and the gate
     G = max(ROI - max_k S, 0), set to 1 where the label is 255, the loss is
     ``-weight / B * sum S * (G * W S)``, and its gradient is rloss's ``-2 weight / B * G * W S``
-    (times the ROI) with the gate held fixed.
+    (times the ROI) with the gate held fixed. ``kernel``: W S by rloss's permutohedral lattice (the
+    release, ``lattice_apply``) or summed exactly (``bilateral_apply``; about twice the lattice's value).
     """
     image = F.interpolate(image, scale_factor=scale, recompute_scale_factor=True)
     probs = F.interpolate(probs, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=True)
@@ -67,7 +102,8 @@ def dense_energy_loss(
     s = probs * roi[:, None]
     dtype = torch.float64 if s.dtype == torch.float64 else torch.float32  # fp32 at least (under autocast)
     with torch.no_grad():
-        ws = gate[:, None] * bilateral_apply(image.to(dtype), s.detach().to(dtype), sigma_rgb, sigma_xy * scale).to(s)
+        apply = lattice_apply if kernel == "lattice" else bilateral_apply
+        ws = gate[:, None] * apply(image.to(dtype), s.detach().to(dtype), sigma_rgb, sigma_xy * scale).to(s)
     b = probs.shape[0]
     energy = (s.detach() * ws).sum()
     # value -sum(S . WS) / B; gradient -2 WS / B (rloss's backward): 2 S.WS - S.WS with S.WS held

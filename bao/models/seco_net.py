@@ -67,6 +67,8 @@ class SeCoNet(nn.Module):
         self.num_classes, self.proto_m, self.momentum = num_classes, proto_m, momentum
         self.encoder = ViTEncoder(arch, aux_layer, drop_path_rate)
         self.encoder_k = ViTEncoder(arch, aux_layer, drop_path_rate)
+        # vit.py l.238: SeCo's position embedding keeps its pretrained values (no gradient, no weight decay)
+        self.encoder.vit.pos_embed.requires_grad_(False)
         dim = self.encoder.embed_dim
         # the prototypes average raw class tokens and LIG compares them with projected crop embeddings:
         # the release's sizes agree (768 both); so must these

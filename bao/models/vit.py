@@ -23,7 +23,7 @@ def create_vit(arch: str, num_classes: int = 0, drop_path_rate: float = 0.0) -> 
 class ViTEncoder(nn.Module):
     """A timm ViT returning the class token, the last patch tokens (after the final norm) and the
     patch tokens of block ``aux_layer`` (vit.py ``forward_features``, l.305-324); the position
-    embedding is frozen, as released, and resized to the input's grid by bicubic interpolation (vit.py l.286-303)."""
+    embedding is resized to the input's grid by bicubic interpolation (vit.py l.286-303)."""
 
     def __init__(self, arch: str, aux_layer: int = -3, drop_path_rate: float = 0.0):
         super().__init__()
@@ -31,8 +31,6 @@ class ViTEncoder(nn.Module):
         self.patch_size = SECO_VITS[arch]["patch_size"]
         self.embed_dim = SECO_VITS[arch]["embed_dim"]
         self.aux_layer = aux_layer
-        # vit.py l.238: the position embedding keeps its ImageNet values (no gradient, no weight decay)
-        self.vit.pos_embed.requires_grad_(False)
 
     def forward(self, x):
         v = self.vit

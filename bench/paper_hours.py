@@ -119,7 +119,7 @@ def gpu_flops(p: dict) -> dict:
         with torch.no_grad():  # the key crops through the momentum encoder, and the teacher head
             seco.proj_head_t(torch.cat([g, seco.encoder_k(xl)[0]]))
         # the reservoir's enqueue, PAR and the losses: a few FLOPs per element, left out; the dense
-        # energy's exact kernel is counted below (seco_energy)
+        # energy: its exact kernel is counted below (seco_energy), rloss's lattice runs on the CPU (crf_seconds)
         (cls.float().mean() + cls_aux.float().mean() + seg.float().mean() + out_q.float().mean()).backward()
 
     def seco_seg():
@@ -130,7 +130,7 @@ def gpu_flops(p: dict) -> dict:
     # the exact dense energy (bao.seco.bilateral_apply) per image: cdist (3 FLOPs x 5 features), exp,
     # and the (N, N) x (N, 21) product, N pixels at the energy's scale
     n_px = int(sc * s["energy"]["scale"]) ** 2
-    seco_energy = sb * n_px**2 * (3 * 5 + 1 + 2 * 21)
+    seco_energy = sb * n_px**2 * (3 * 5 + 1 + 2 * 21) if s["energy"]["kernel"] == "exact" else 0
 
     cams = p["cams"]["scales"]
     quick = p["bao"]["epoch_eval_scales"] or cams
@@ -221,6 +221,16 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
         }
         if n_mask:
             row[f"label ({n_mask})"] = timed(lambda: crf_labels(img, lab, label_cfg, n_labels=n_mask))
+        if p["seco"]["energy"]["kernel"] == "lattice":  # rloss's lattice on one crop at the energy's scale, 21 maps
+            from bao.method.seco.energy import lattice_apply
+
+            side = int(p["seco"]["crop_size"] * p["seco"]["energy"]["scale"])
+            crop = torch.from_numpy(img[:side, :side].transpose(2, 0, 1).astype(np.float32))[None]
+            probs_s = torch.rand(1, 21, *crop.shape[2:]).softmax(1)
+            e = p["seco"]["energy"]
+            row["SeCo energy (lattice)"] = timed(
+                lambda: lattice_apply(crop, probs_s, e["sigma_rgb"], e["sigma_xy"] * e["scale"])
+            )
         rows.append(row)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("photograph", "size")}
     crf = {
@@ -228,6 +238,7 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
         "label21": mean["label (21)"],
         "test": mean["test (21)"],
         "seco_test": mean["SeCo test (21)"],
+        "seco_energy": mean.get("SeCo energy (lattice)", 0.0),
         "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"],
         "mask_labels": n_mask or "present",
     }
@@ -317,6 +328,18 @@ def main():
         seco_steps * f["train_seco"] + n_passes * n_train * f["seco_seed"],
         f"{seco_steps} steps + the seed per pass",
     )
+    if crf["seco_energy"]:  # rloss's lattice: on the CPU inside the training loop, one core per GPU process
+        b = p["seco"]["batch_size"]
+        h = round(seco_steps * b * crf["seco_energy"] / 3600, 2)
+        rows.append(
+            {
+                "stage": "train_seco (energy)",
+                "kind": "CPU x1 per GPU",
+                "work": f"{seco_steps} steps x {b} crops, rloss's lattice",
+                "PFLOP": "-",
+                **{f"h @ {t:g} TFLOP/s": h for t in a.tflops},
+            }
+        )
     gpu(
         "make_seco_labels",
         n_train * (f["seco_seed"] + f["seco_mask"]),

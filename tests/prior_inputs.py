@@ -133,3 +133,37 @@ def psa_crf_scores(hp: int, wp: int) -> np.ndarray:
         coarse = rs.rand(-(-hp // 8), -(-wp // 8))
         s[c] = np.repeat(np.repeat(coarse, 8, 0), 8, 1)[:hp, :wp] + 0.2 * rs.rand(hp, wp)
     return s
+
+
+class SeCoStub(torch.nn.Module):
+    """A fixed stand-in for SeCo's network in the inference protocols: 16 x 16 average pooling (the
+    token grid), then fixed 1 x 1 maps to 3 CAM classes, 3 aux CAM classes and 4 segmentation classes.
+    ``forward(x, cam_only=True)`` answers as the release's model, ``cams(x)`` as the project's."""
+
+    def __init__(self):
+        super().__init__()
+        rs = np.random.RandomState(13)
+        for name, k in (("w_aux", 3), ("w_cam", 3), ("w_seg", 4)):
+            self.register_buffer(name, torch.from_numpy(rs.standard_normal((k, 3, 1, 1)).astype(np.float32)))
+
+    def cams(self, x):
+        p = torch.nn.functional.avg_pool2d(x, 16)
+        return torch.nn.functional.conv2d(p, self.w_aux), torch.nn.functional.conv2d(p, self.w_cam)
+
+    def forward(self, x, cam_only=False):
+        if cam_only:
+            return self.cams(x)
+        return None, torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(x, 16), self.w_seg)
+
+
+SECO_INFER_SIZE = 64  # the release's 448, scaled down
+
+
+def seco_infer_image() -> torch.Tensor:
+    return torch.from_numpy(normalise(_blocks(np.random.RandomState(14), (50, 70), 6)))[None]
+
+
+def affinities(shape) -> torch.Tensor:
+    """Fixed affinities in (0, 1), one per pair of the affinity labels (1, offsets, pixels)."""
+    rs = np.random.RandomState(15)
+    return torch.from_numpy(rs.uniform(0.01, 0.99, (1, *shape)).astype(np.float32))

@@ -126,6 +126,23 @@ def test_seco_learning_rate_schedule():
     np.testing.assert_allclose(ours, REL["seco_lrs"][:10], rtol=1e-12)
 
 
+@pytest.mark.parametrize("tag, scales", [("seed", [1.0]), ("mask", [1.0, 0.5, 0.75, 1.25, 1.5, 1.75, 2.0])])
+def test_seco_cam_inference(tag, scales):
+    """tools/infer_cam.py: the image at the crop size (448; 64 here), multi_scale_cam2, back to the image."""
+    from bao.method.seco.infer import infer_cams
+
+    cam = infer_cams(PI.SeCoStub(), PI.seco_infer_image(), PI.SECO_INFER_SIZE, scales)
+    close(cam, REL[f"seco_infer_cam_{tag}"])
+
+
+def test_seco_segmentation_inference():
+    """tools/infer_seg_voc.py: crop size x (1, 1.25, 1.5) squares, logits + flipped logits, max over scales."""
+    from bao.method.seco.infer import infer_seg
+
+    seg = infer_seg(PI.SeCoStub(), PI.seco_infer_image(), PI.SECO_INFER_SIZE, [1.0, 1.25, 1.5])
+    close(seg, REL["seco_infer_seg"])
+
+
 def test_seco_frozen_position_embedding_and_keys_without_gradient():
     """vit.py l.238 freezes the position embedding; model_seco.py sends the batch's key rows through
     _batch_shuffle_ddp under no_grad (l.8, l.94, l.124): a loss on the key rows reaches no parameter."""
@@ -194,6 +211,18 @@ def test_psa_affinity_labels():
     bg, fg, neg = affinity_labels(PI.affinity_label_map(), 5)
     for ours, name in ((bg, "psa_bg"), (fg, "psa_fg"), (neg, "psa_neg")):
         np.testing.assert_array_equal(ours, REL[name])
+
+
+def test_psa_affinity_loss():
+    """train_aff.py l.101-109: bg/4 + fg/4 + neg/2, each a cross-entropy averaged within its set."""
+    from bao.method.psa import affinity_labels, affinity_loss
+
+    bg, fg, neg = (torch.from_numpy(a)[None] for a in affinity_labels(PI.affinity_label_map(), 5))
+    aff = PI.affinities(bg.shape[1:]).requires_grad_(True)
+    loss, _ = affinity_loss(aff, bg, fg, neg)
+    loss.backward()
+    close(loss, REL["psa_loss"])
+    close(aff.grad, REL["psa_loss_grad"])
 
 
 def test_psa_random_walk():

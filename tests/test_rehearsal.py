@@ -38,11 +38,25 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
         capture_output=True,
         cwd=ROOT,
     )
+    # MCTformer's start for resnet38_seg, staged as the paper setting stages PSA's res38_cls.pth: a
+    # ResNet-38 classifier state_dict in PSA's layout (backbone keys + the 20-class fc8), random values
+    import torch
+
+    from bao.models.resnet38 import ResNet38d
+
+    torch.manual_seed(0)
+    res38_cls = ResNet38d(1).state_dict()
+    res38_cls["fc8.weight"] = torch.randn(20, 4096, 1, 1) * 0.01
+    cls_path = tmp_path_factory.mktemp("weights") / "res38_cls.pth"
+    torch.save(res38_cls, cls_path)
     project = copy_project(tmp_path_factory.mktemp("clone") / "bao")
     sh(
-        f"{sys.executable} -m dvc exp run -S +experiment=paper -S +rehearsal=cpu -S data.folder={data / 'VOCdevkit'}",
+        f"{sys.executable} -m dvc exp run -S +experiment=paper -S +rehearsal=cpu -S data.folder={data / 'VOCdevkit'}"
+        f" -S deeplab.pretrained={cls_path}",
         project,
     )
+    staged = json.loads((project / "models" / "pretrained" / "deeplab" / "source.json").read_text())
+    assert staged["deeplab.pretrained"] == str(cls_path) and len(staged["md5"]) == 32
     p = yaml.safe_load((project / "params.yaml").read_text())
     # the paper's sizes, untouched
     assert (p["model"]["arch"], p["transcam"]["augment"]["crop_size"], p["cams"]["scales"]) == (
@@ -75,6 +89,7 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
         s["aspp_rates"],
         s["par_dilations"],
         s["energy"]["weight"],
+        s["energy"]["kernel"],
         s["mask_scales"],
     ) == (
         "vit_base_patch16_224",
@@ -85,6 +100,7 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
         [6, 12, 18, 24],
         [1, 2, 4, 8, 12, 24],
         1e-7,
+        "lattice",
         [1.0, 0.5, 0.75, 1.25, 1.5, 1.75, 2.0],
     )
     m = project / "metrics"

@@ -43,6 +43,9 @@ COMMITS = {
 }
 # (file, first line, last line, text the first line starts with): the releases' lines this script runs
 MCT_INFER = ("seg/infer_seg.py", 87, 98, "probs = torch.zeros((N, args.num_classes, H, W))")
+SECO_CAM = ("tools/infer_cam.py", 68, 78, "inputs  = F.interpolate(inputs, size=[448, 448]")
+SECO_SEG = ("tools/infer_seg_voc.py", 66, 82, "seg_list = []")
+PSA_LOSS = ("train_aff.py", 101, 109, "bg_count = torch.sum(bg_label) + 1e-5")
 PSA_WALK = ("infer_aff.py", 108, 121, "aff_mat = torch.pow(model.forward(img.cuda(), True), args.beta)")
 PSA_CRF = ("infer_aff.py", 123, 137, "if args.crf:")
 
@@ -215,6 +218,26 @@ def seco_numbers(root: Path, rloss: Path, out: dict) -> None:
         lrs.append(opt.param_groups[0]["lr"])
     out["seco_lrs"] = np.array(lrs)
 
+    # the inference protocols on a fixed stand-in network, at 64 instead of the release's 448:
+    # the seed (scale 1) and mask (the seven scales) CAMs of tools/infer_cam.py, the segmentation of
+    # tools/infer_seg_voc.py (448 x (1, 1.25, 1.5), logits + flipped logits, max over scales)
+    model, x = PI.SeCoStub(), PI.seco_infer_image()
+    size = str(PI.SECO_INFER_SIZE)
+    common = {"F": F, "torch": torch, "inputs": x, "labels": torch.zeros(1, *x.shape[2:]), "model": model}
+    for multi in (False, True):
+        env = {
+            **common,
+            "cls_label": torch.ones(1, 3),
+            "multi_scale_cam2": cu.multi_scale_cam2,
+            "args": types.SimpleNamespace(refine_with_multiscale=multi),
+        }
+        exec(compile(lines(root, SECO_CAM, {"448": size}), "<release>", "exec"), env)
+        tag = "mask" if multi else "seed"
+        out[f"seco_infer_cam_{tag}"], out[f"seco_infer_aux_{tag}"] = env["resized_cam"], env["resized_cam_aux"]
+    env = {**common, "args": types.SimpleNamespace(scales=[1.0, 1.25, 1.5])}
+    exec(compile(lines(root, SECO_SEG, {"448": size}), "<release>", "exec"), env)
+    out["seco_infer_seg"] = env["seg"]
+
 
 def mctformer_numbers(root: Path, out: dict) -> None:
     sys.path.insert(0, str(root / "seg"))
@@ -261,6 +284,13 @@ def transcam_numbers(root: Path, out: dict) -> None:
     aff_label = env["ExtractAffinityLabelInRadius"](cropsize=PI.AFF_LABEL_SIZE // 8, radius=5)
     bg, fg, neg = aff_label(PI.affinity_label_map())
     out["psa_bg"], out["psa_fg"], out["psa_neg"] = bg.numpy(), fg.numpy(), neg.numpy()
+
+    # the affinity loss (train_aff.py l.101-109) on these labels and fixed affinities, with its gradient
+    aff = PI.affinities(bg.shape).requires_grad_(True)
+    env = {"torch": torch, "aff": aff, "bg_label": bg[None], "fg_label": fg[None], "neg_label": neg[None]}
+    exec(compile(lines(root, PSA_LOSS), "<release>", "exec"), env)
+    env["loss"].backward()
+    out["psa_loss"], out["psa_loss_grad"] = env["loss"].detach().numpy(), aff.grad.numpy()
 
     # the random walk (infer_aff.py l.107-121) on a fixed affinity matrix and CAM
     aff, cam_full_arr, (dh, dw) = PI.walk_inputs()

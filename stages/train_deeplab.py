@@ -17,11 +17,9 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from bao.config.deeplab import DeepLab
 from bao.config.psa import Psa
-from bao.core.classes import IGNORE
 from bao.core.io import load_label_png
 from bao.core.loop import Carried, Loop, Runtime
 from bao.core.pipeline import paths
@@ -29,8 +27,8 @@ from bao.core.runtime import unwrap
 from bao.core.stage import main_with_item
 from bao.data.transforms import SegCrops
 from bao.data.voc import VOCDataset
+from bao.method.segmentation import freeze, param_groups, poly_factor, seg_loss
 from bao.models.deeplab import build_deeplab
-from bao.models.norm import freeze_bn
 from bao.models.weights import save_trained, staged
 
 SOURCES = ("bao", "transcam")
@@ -61,18 +59,10 @@ def run(params, source):
     else:
         imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
     net = build_deeplab(d, imagenet=imagenet)
-    if d.frozen:  # resnet38d.py not_training: conv1a keeps its ImageNet weights (resnet38_seg only)
-        for name in d.frozen:
-            getattr(net, name).requires_grad_(False)
-    head = [p for m in net.head_modules() for p in m.parameters()]
-    head_ids = {id(p) for p in head}
-    backbone = [p for p in net.parameters() if id(p) not in head_ids and p.requires_grad]
+    freeze(net, d.frozen, d.freeze_bn)
     model = rt.wrap(net)
     opt = torch.optim.SGD(
-        [{"params": backbone, "lr": d.lr}, {"params": head, "lr": d.lr * d.head_lr_mult}],
-        lr=d.lr,
-        momentum=d.momentum,
-        weight_decay=d.weight_decay,
+        param_groups(net, d.lr, d.head_lr_mult), lr=d.lr, momentum=d.momentum, weight_decay=d.weight_decay
     )
     base_lrs = [g["lr"] for g in opt.param_groups]
     steps_per_epoch = len(ds) // d.batch_size
@@ -82,15 +72,12 @@ def run(params, source):
     last = {}
 
     def step(batch):
-        if d.freeze_bn:
-            freeze_bn(model)
+        freeze(unwrap(model), d.frozen, d.freeze_bn)  # after the loop's train()
         x = batch["image"].to(rt.device, non_blocking=True)
         y = batch["target"].to(rt.device)
         with rt.amp():
             logits = model(x)
-        # resnet38_seg returns stride-8 logits: upsampled to the crop (train_seg.py l.92); DeepLab's already are
-        logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
+        loss = seg_loss(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -100,8 +87,7 @@ def run(params, source):
     def after_step(global_step, epoch):
         if global_step % d.log_every == 0 or global_step == 1:
             log.value.append({"step": global_step, **last})
-        # poly: deeplab/train_deeplab.py divides by max_iter + 1; MCTformer's PolyOptimizer_cls by max_step
-        factor = (1 - global_step / (total if seg38 else total + 1)) ** d.poly_power
+        factor = poly_factor(global_step, total, d.poly_power, mctformer=seg38)
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * factor
 

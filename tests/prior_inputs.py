@@ -167,3 +167,12 @@ def affinities(shape) -> torch.Tensor:
     """Fixed affinities in (0, 1), one per pair of the affinity labels (1, offsets, pixels)."""
     rs = np.random.RandomState(15)
     return torch.from_numpy(rs.uniform(0.01, 0.99, (1, *shape)).astype(np.float32))
+
+
+def mct_loss_inputs():
+    """Stride-8 logits of a 40 x 48 crop and its label (255 in places)."""
+    rs = np.random.RandomState(16)
+    logits = torch.from_numpy(rs.standard_normal((2, 21, 5, 6)).astype(np.float32))
+    target = rs.randint(0, 21, (2, 40, 48))
+    target[rs.rand(2, 40, 48) < 0.1] = 255
+    return logits, torch.from_numpy(target)

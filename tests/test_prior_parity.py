@@ -195,6 +195,50 @@ def test_segmentation_test_protocol_upsamples_once(mct_net):
     np.testing.assert_array_equal(pred, REL["mct_probs"][0].argmax(0))
 
 
+def test_segmentation_frozen_set_is_mctformers(mct_net):
+    """resnet38d.py ``train`` (l.191-212): conv1a and every BatchNorm's affine frozen, BatchNorm in eval
+    mode; the paper setting's deeplab.frozen / freeze_bn, through the stage's ``freeze``."""
+    import copy
+
+    from bao.method.segmentation import freeze, param_groups
+
+    net = copy.deepcopy(mct_net).train()
+    freeze(net, ["conv1a"], True)
+    assert sorted(k for k, p in net.named_parameters() if not p.requires_grad) == REL["mct_frozen"].tolist()
+    bn_eval = sorted(k for k, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not m.training)
+    assert bn_eval == REL["mct_bn_eval"].tolist()
+    backbone, head = param_groups(net, 7e-4, 10.0)
+    assert {id(p) for p in head["params"]} == {id(p) for n, p in net.named_parameters() if "fc8" in n}
+    assert all(p.requires_grad for p in backbone["params"]) and (backbone["lr"], head["lr"]) == (7e-4, 7e-3)
+
+
+def test_segmentation_loss_and_learning_rates():
+    """train_seg.py l.92-93 (the stride-8 logits upsampled to the crop, CE with 255 ignored) and
+    PolyOptimizer_cls: the fc8 layers at 10x, poly 0.9 over max_step, and --wt_dec in SGD's momentum
+    slot (the paper setting's deeplab.momentum 1e-5, weight_decay 0)."""
+    import yaml
+
+    from bao.method.segmentation import poly_factor, seg_loss
+
+    logits, target = PI.mct_loss_inputs()
+    logits.requires_grad_(True)
+    loss = seg_loss(logits, target)
+    loss.backward()
+    close(loss, REL["mct_loss"])
+    close(logits.grad, REL["mct_loss_grad"])
+    ours = [
+        [7e-4 * poly_factor(k, 10, 0.9, mctformer=True), 7e-3 * poly_factor(k, 10, 0.9, mctformer=True)]
+        for k in range(10)
+    ]
+    np.testing.assert_allclose(ours, REL["mct_lrs"], rtol=1e-12)
+    paper = yaml.safe_load((ROOT / "conf" / "experiment" / "paper.yaml").read_text())["deeplab"]
+    assert [paper["momentum"], paper["weight_decay"], paper["head_lr_mult"], paper["poly_power"]] == [
+        *REL["mct_sgd"].tolist(),
+        10.0,
+        0.9,
+    ]
+
+
 def test_label_maps_resize_on_opencvs_nearest_grid():
     from bao.data.transforms import resize_nearest
 

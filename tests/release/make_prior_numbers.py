@@ -45,6 +45,8 @@ COMMITS = {
 MCT_INFER = ("seg/infer_seg.py", 87, 98, "probs = torch.zeros((N, args.num_classes, H, W))")
 SECO_CAM = ("tools/infer_cam.py", 68, 78, "inputs  = F.interpolate(inputs, size=[448, 448]")
 SECO_SEG = ("tools/infer_seg_voc.py", 66, 82, "seg_list = []")
+MCT_CRITERION = ("seg/train_seg.py", 49, 49, "criterion = torch.nn.CrossEntropyLoss")
+MCT_LOSS = ("seg/train_seg.py", 92, 93, "pred = F.interpolate(pred, size=(w, h)")
 PSA_LOSS = ("train_aff.py", 101, 109, "bg_count = torch.sum(bg_label) + 1e-5")
 PSA_WALK = ("infer_aff.py", 108, 121, "aff_mat = torch.pow(model.forward(img.cuda(), True), args.beta)")
 PSA_CRF = ("infer_aff.py", 123, 137, "if args.crf:")
@@ -266,6 +268,31 @@ def mctformer_numbers(root: Path, out: dict) -> None:
     with torch.no_grad():
         exec(compile(lines(root, MCT_INFER), "<release>", "exec"), env)
     out["mct_probs"] = env["probs"].numpy()
+    # the frozen set after train() (resnet38d.py l.191-212: conv1a and every BatchNorm's affine, BatchNorm in eval)
+    net.train()
+    out["mct_frozen"] = np.array(sorted(k for k, p in net.named_parameters() if not p.requires_grad))
+    out["mct_bn_eval"] = np.array(sorted(k for k, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not m.training))
+    # the loss on stride-8 logits (train_seg.py l.49, l.92-93; 'elementwise_mean' is the old name of 'mean')
+    logits, target = PI.mct_loss_inputs()
+    logits.requires_grad_(True)
+    env = {"torch": torch, "F": F, "pred": logits, "seg_labels": target, "w": target.shape[1], "h": target.shape[2]}
+    exec(compile(lines(root, MCT_CRITERION, {"elementwise_mean": "mean"}), "<release>", "exec"), env)
+    exec(compile(lines(root, MCT_LOSS), "<release>", "exec"), env)
+    env["loss"].backward()
+    out["mct_loss"], out["mct_loss_grad"] = env["loss"].detach().numpy(), logits.grad.numpy()
+    # PolyOptimizer_cls (seg/tool/torchutils.py l.34-59) as train_seg.py l.66-69 builds it: lr 7e-4, the fc8
+    # layers x10, --wt_dec 1e-5 in its third (SGD's momentum) slot, max_step 10
+    tu = load(root / "seg" / "tool" / "torchutils.py", "mct_torchutils")
+    w1, w2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = tu.PolyOptimizer_cls([{"params": [w1], "lr": 7e-4}, {"params": [w2], "lr": 7e-3}], lr=7e-4,
+                               weight_decay=1e-5, max_step=10)
+    lrs = []
+    for _ in range(10):
+        w1.grad, w2.grad = torch.ones(1), torch.ones(1)
+        opt.step()
+        lrs.append([g["lr"] for g in opt.param_groups])
+    out["mct_lrs"] = np.array(lrs)
+    out["mct_sgd"] = np.array([opt.param_groups[0]["momentum"], opt.param_groups[0]["weight_decay"]])
     # OpenCV's nearest grid for the label maps (seg/tool/exutils.py l.33-35)
     import cv2
 

@@ -21,7 +21,8 @@ def multi_scale_cam(model, images: torch.Tensor, scales) -> tuple[torch.Tensor, 
     """(CAM, aux CAM) of ``images`` (camutils.py ``multi_scale_cam2``, l.116-156): at each scale (the
     input size first, then the others of ``scales``), the classifiers on every token of the image
     and its flip, bilinear to the input size, the max of the two, ReLU; summed over scales; each
-    image's map shifted to min 0 and divided by its max (+1e-5), over all classes together."""
+    image's map shifted to min 0 and divided by its max (+1e-5), per class (``adaptive_max_pool2d`` to
+    1 x 1 keeps the channels)."""
     b, _, h, w = images.shape
     cams, auxes = [], []
     for s in [1.0] + [s for s in scales if s != 1.0]:

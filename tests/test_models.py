@@ -266,6 +266,28 @@ def test_resnet38_seg_starts_from_imagenet_resnet38(tmp_path):
         build_deeplab(cfg, imagenet=tmp_path / "bad.pth")
 
 
+def test_resnet38_seg_starts_from_psas_voc_classifier(tmp_path):
+    """MCTformer's start: PSA's res38_cls.pth (the backbone plus the 20-class fc8 of resnet38_cls.py)
+    loads key for key, its fc8 dropped as train_seg.py's strict=False drops it; any other stray key fails."""
+    from types import SimpleNamespace
+
+    from bao.models.deeplab import build_deeplab
+    from bao.models.resnet38 import ResNet38d
+
+    torch.manual_seed(1)
+    cls = ResNet38d(8).state_dict()
+    cls["fc8.weight"] = torch.randn(20, 4096 // 8, 1, 1)
+    torch.save(cls, tmp_path / "res38_cls.pth")
+    cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
+    net = build_deeplab(cfg, imagenet=tmp_path / "res38_cls.pth")
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in cls.items() if k != "fc8.weight")
+    assert "fc8.weight" not in net.state_dict()
+    cls["fc9.weight"] = torch.zeros(1)
+    torch.save(cls, tmp_path / "stray.pth")
+    with pytest.raises(CheckpointError, match="unexpected"):
+        build_deeplab(cfg, imagenet=tmp_path / "stray.pth")
+
+
 def test_seg_crops_one_scale_per_batch():
     """scale_per: batch draws one scale for the whole global batch (MCTformer get_data_from_chunk)."""
     from bao.core.runtime import batch_indices

@@ -271,7 +271,9 @@ def mctformer_numbers(root: Path, out: dict) -> None:
     # the frozen set after train() (resnet38d.py l.191-212: conv1a and every BatchNorm's affine, BatchNorm in eval)
     net.train()
     out["mct_frozen"] = np.array(sorted(k for k, p in net.named_parameters() if not p.requires_grad))
-    out["mct_bn_eval"] = np.array(sorted(k for k, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not m.training))
+    out["mct_bn_eval"] = np.array(
+        sorted(k for k, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not m.training)
+    )
     # the loss on stride-8 logits (train_seg.py l.49, l.92-93; 'elementwise_mean' is the old name of 'mean')
     logits, target = PI.mct_loss_inputs()
     logits.requires_grad_(True)
@@ -284,8 +286,9 @@ def mctformer_numbers(root: Path, out: dict) -> None:
     # layers x10, --wt_dec 1e-5 in its third (SGD's momentum) slot, max_step 10
     tu = load(root / "seg" / "tool" / "torchutils.py", "mct_torchutils")
     w1, w2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
-    opt = tu.PolyOptimizer_cls([{"params": [w1], "lr": 7e-4}, {"params": [w2], "lr": 7e-3}], lr=7e-4,
-                               weight_decay=1e-5, max_step=10)
+    opt = tu.PolyOptimizer_cls(
+        [{"params": [w1], "lr": 7e-4}, {"params": [w2], "lr": 7e-3}], lr=7e-4, weight_decay=1e-5, max_step=10
+    )
     lrs = []
     for _ in range(10):
         w1.grad, w2.grad = torch.ones(1), torch.ones(1)

@@ -16,7 +16,14 @@ import numpy as np
 from bench.common import print_table
 
 CFG = dict(
-    gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10
+    gt_prob=0.7,
+    gauss_sxy=3,
+    gauss_compat=3,
+    bilateral_sxy=50,
+    bilateral_srgb=5,
+    bilateral_compat=10,
+    iterations=10,
+    absent="literal",  # the release's call: the workload this benchmark has always timed
 )
 
 

@@ -47,8 +47,41 @@ def test_atomic_dir_swaps_only_on_success(tmp_path):
 
 
 CRF = SimpleNamespace(
-    gt_prob=0.7, gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10
+    gt_prob=0.7,
+    gauss_sxy=3,
+    gauss_compat=3,
+    bilateral_sxy=50,
+    bilateral_srgb=5,
+    bilateral_compat=10,
+    iterations=10,
+    absent="merged",
 )
+
+
+@pytest.mark.parametrize("n_labels", [21, 91])
+def test_merged_absent_labels_are_the_literal_crf_on_photographs(n_labels):
+    """The label CRF over the labels present plus one merged absent label equals the literal call over
+    all n_labels on every pixel of natural photographs (matplotlib's sample photographs, 500 px, a
+    three-label seed that follows their content; and a seed with five labels)."""
+    from bench.paper_hours import photographs, seed_on
+
+    for _, img in photographs():
+        for seed in (seed_on(img), np.where(seed_on(img) == 0, (img[..., 0] // 64).astype(np.uint8) * 3, seed_on(img))):
+            literal = crf_labels(img, seed, SimpleNamespace(**{**vars(CRF), "absent": "literal"}), n_labels)
+            merged = crf_labels(img, seed, CRF, n_labels)
+            assert len(np.unique(seed)) >= 3 and np.array_equal(merged, literal)
+
+
+def test_merged_crf_lets_an_absent_label_win_where_the_literal_one_does():
+    """A pixel can end up with an absent label (the smallest absent index wins a tie, as np.argmax):
+    with a weak unary and strong kernels the merged form still answers as the literal call."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    seed = rng.choice(np.array([0, 4, 9], np.uint8), (24, 24))
+    weak = SimpleNamespace(**{**vars(CRF), "gt_prob": 0.03})  # below (1 - 0.03) / 20: the seed label loses
+    literal = crf_labels(img, seed, SimpleNamespace(**{**vars(weak), "absent": "literal"}), 21)
+    merged = crf_labels(img, seed, weak, 21)
+    assert np.array_equal(merged, literal) and not set(np.unique(literal)) <= {0, 4, 9}
 
 
 def test_crf_snaps_labels_to_edges():

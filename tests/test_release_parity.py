@@ -151,15 +151,24 @@ def test_fn_passes_are_flipped_back():
     assert torch.equal(total[0], 2 * m[0, 0])
 
 
+@pytest.mark.parametrize("absent", ["merged", "literal"])
 @pytest.mark.parametrize("n_labels", [91, 21])
-def test_mask_crf_matches_the_release(n_labels):
+def test_mask_crf_matches_the_release(n_labels, absent):
     """crf_inference_label(img, seed): gt_prob 0.7, Gaussian 3/3, bilateral 50/5/10, 10 iterations, over
-    n_labels labels (the release's call leaves the default 91)."""
+    n_labels labels (the release's call leaves the default 91); the absent labels merged into one (the
+    default) or each its own (the release's call)."""
     from bao.method.crf import crf_labels
 
     img, seed = RI.crf_image()
     cfg = SimpleNamespace(
-        gauss_sxy=3, gauss_compat=3, bilateral_sxy=50, bilateral_srgb=5, bilateral_compat=10, iterations=10, gt_prob=0.7
+        gauss_sxy=3,
+        gauss_compat=3,
+        bilateral_sxy=50,
+        bilateral_srgb=5,
+        bilateral_compat=10,
+        iterations=10,
+        gt_prob=0.7,
+        absent=absent,
     )
     np.testing.assert_array_equal(crf_labels(img, seed, cfg, n_labels=n_labels), REL[f"crf_mask_{n_labels}"])
 

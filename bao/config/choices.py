@@ -17,6 +17,7 @@ EMA_SPANS = ("epoch", "run")  # ema.span: the cosine over each epoch (restarting
 EMA_AVERAGES = ("params", "params+buffers")  # ema.averages: what EMA averages
 DATA_SOURCES = ("mini", "voc", "folder")  # data.source
 CRF_UNARIES = ("labels", "scores")  # masks.crf.unary
+CRF_ABSENT = ("merged", "literal")  # masks.crf.absent: the labels absent from the seed as one, or each its own
 PSA_CRF_LABELS = ("all", "present")  # psa.crf_labels
 SEG_ARCHS = ("resnet38_seg", "deeplabv2", "deeplabv3plus")  # deeplab.arch
 SCALE_PER = ("image", "batch")  # deeplab.scale_per

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Optional
 
-from bao.config.choices import CRF_UNARIES
+from bao.config.choices import CRF_ABSENT, CRF_UNARIES
 from bao.core.errors import ParamsError
 from bao.core.params import Section, choice, positive
 
@@ -32,6 +32,7 @@ class LabelCrf(Crf):
     unary: choice(CRF_UNARIES)
     gt_prob: float
     n_labels: Optional[int]
+    absent: choice(CRF_ABSENT)
 
     def check(self, p):
         super().check(p)

@@ -21,20 +21,54 @@ def _kernels(cfg) -> dict:
     )
 
 
-def _infer(image: np.ndarray, unary: np.ndarray, n: int, k: dict) -> np.ndarray:
+def _infer(image: np.ndarray, unary: np.ndarray, n: int, k: dict, scale: np.ndarray | None = None) -> np.ndarray:
+    """Mean field with Potts kernels; ``scale`` (n,) multiplies each label's Potts weight (a diagonal
+    compatibility: pydensecrf's Potts is ``-w Q``, its diagonal ``diag(v) Q``)."""
     h, w = image.shape[:2]
     d = dcrf.DenseCRF2D(w, h, n)
     d.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-    d.addPairwiseGaussian(sxy=k["gauss"][0], compat=k["gauss"][1])
-    sxy, srgb, compat = k["bilateral"]
-    d.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=np.array(image, dtype=np.uint8, order="C"), compat=compat)
+
+    def compat(weight):
+        return weight if scale is None else np.ascontiguousarray(-weight * scale, dtype=np.float32)
+
+    d.addPairwiseGaussian(sxy=k["gauss"][0], compat=compat(k["gauss"][1]))
+    sxy, srgb, weight = k["bilateral"]
+    d.addPairwiseBilateral(sxy=sxy, srgb=srgb, rgbim=np.array(image, dtype=np.uint8, order="C"), compat=compat(weight))
     return np.array(d.inference(k["iterations"])).reshape(n, h, w)
+
+
+def _merged_labels(image: np.ndarray, labels: np.ndarray, n_labels: int, gt_prob: float, k: dict) -> np.ndarray:
+    """``crf_inference_label`` over 0..n_labels-1 computed over the labels present plus one label that
+    stands for the m absent ones (docs/method.md §6). The absent labels share one unary,
+    -log((1 - gt_prob) / (n_labels - 1)), at every pixel, and under Potts kernels mean field keeps their
+    Q equal; their sum Q_A follows the same updates as one label with the unary lowered by log m and
+    the Potts weight divided by m. Q_A / m is one absent label's probability; it stands at the smallest
+    absent index, so that the argmax breaks ties as the literal call does."""
+    present = np.unique(labels)
+    absent = np.setdiff1d(np.arange(n_labels), present)
+    m = len(absent)
+    keys = np.union1d(present, absent[:1])  # sorted: the absent representative at its own index
+    at = np.searchsorted(keys, absent[0])
+    p_other = np.float32((1 - gt_prob) / (n_labels - 1))  # unary_from_labels' float32 probabilities
+    unary = np.full((len(keys), labels.size), -np.log(p_other), np.float32)
+    flat = np.searchsorted(keys, labels.reshape(-1))
+    unary[flat, np.arange(labels.size)] = -np.log(np.float32(gt_prob))
+    unary[at] = -np.log(p_other) - np.float32(np.log(m))
+    scale = np.ones(len(keys), np.float32)
+    scale[at] = 1.0 / m
+    q = _infer(image, unary, len(keys), k, scale)
+    q[at] /= m
+    return keys[q.argmax(0)].astype(np.uint8)
 
 
 def crf_labels(image: np.ndarray, labels: np.ndarray, cfg, n_labels: int | None = None) -> np.ndarray:
     """Refine a hard label map (class indices). Only the classes present take part, as IRN does, or,
-    with ``n_labels``, all of 0..n_labels-1, as TransCAM's crf_inference_label (n_labels=21)."""
-    k, gt_prob = _kernels(cfg), cfg.gt_prob
+    with ``n_labels``, all of 0..n_labels-1, as TransCAM's crf_inference_label (n_labels=21): with
+    ``cfg.absent: merged`` the absent labels as one (the same function, a fraction of the time), with
+    ``literal`` each its own (the release's call, bytes included)."""
+    k, gt_prob, absent = _kernels(cfg), cfg.gt_prob, cfg.absent
+    if n_labels is not None and absent == "merged" and n_labels - len(np.unique(labels)) > 1:
+        return _merged_labels(image, labels, n_labels, gt_prob, k)
     if n_labels is not None:
         q = _infer(image, unary_from_labels(labels, n_labels, gt_prob=gt_prob, zero_unsure=False), n_labels, k)
         return q.argmax(0).astype(np.uint8)

@@ -200,3 +200,46 @@ def test_save_npz_is_byte_stable(tmp_path):
     save_npz(tmp_path / "b.npz", keys=np.array([3, 9], np.uint8), cams=cams)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
     assert np.array_equal(load_npz(tmp_path / "a.npz")["cams"], cams)
+
+
+def dying_work(out_dir, victim):
+    import os
+    import signal
+    import time
+
+    def work(image_id):
+        if image_id == victim:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+        time.sleep(0.05)
+        (out_dir / f"{image_id}.txt").write_text(image_id)
+
+    return work
+
+
+def test_a_killed_worker_fails_the_stage_fast_and_a_rerun_resumes(tmp_path):
+    """ProcessPoolExecutor notices the dead worker: the stage (map_split's body: run_split in a
+    resumable atomic_dir) fails within seconds naming the images not done, the .partial keeps the ones
+    written, and a re-run does only the rest."""
+    import time
+    from functools import partial
+
+    from bao.core.workers import WorkerDied, run_split
+
+    ids = [f"{i:03d}" for i in range(40)]
+    out = tmp_path / "out"
+
+    def stage(victim):
+        with atomic_dir(out, resume_key="k") as tmp:
+            run_split(partial(dying_work, tmp, victim), ids, tmp, ".txt", workers=2, desc="s")
+
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerDied, match=r"images not done: .*017"):
+        stage("017")
+    assert time.perf_counter() - t0 < 60
+    partial_dir = tmp_path / "out.partial"
+    kept = {p.stem for p in partial_dir.glob("*.txt")}
+    assert not out.exists() and "017" not in kept
+    before = {i: (partial_dir / f"{i}.txt").stat().st_mtime_ns for i in kept}
+    stage(None)
+    assert sorted(p.stem for p in out.glob("*.txt")) == ids
+    assert {i: (out / f"{i}.txt").stat().st_mtime_ns for i in kept} == before  # resumed, not redone

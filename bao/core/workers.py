@@ -82,7 +82,7 @@ def _in_pool(make_work, todo, out_dir, suffix, workers, desc) -> dict:
         indices.put(i)
     size = max(1, min(8, len(todo) // (4 * workers)))  # small chunks: a lost worker loses little
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-    results = {}
+    results, finished = {}, False
     pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_start_worker, initargs=(make_work, threads, indices)
     )
@@ -94,6 +94,7 @@ def _in_pool(make_work, todo, out_dir, suffix, workers, desc) -> dict:
                 for f in done:
                     results.update(f.result())  # a worker's own exception (bad input) propagates as it is
                     bar.update(len(pending.pop(f)))
+        finished = True
     except BrokenProcessPool as e:
         left = [i for i in todo if not (out_dir / f"{i}{suffix}").exists()]
         shown = ", ".join(left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else "")
@@ -101,8 +102,8 @@ def _in_pool(make_work, todo, out_dir, suffix, workers, desc) -> dict:
             f"{desc}: a worker process died (killed, or out of memory?) with {len(left)} images not done: "
             f"{shown}. The {len(todo) - len(left)} done are kept in {out_dir}; run the stage again to resume."
         ) from e
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    finally:  # done: the workers exit before the stage goes on; failed: no waiting on the others
+        pool.shutdown(wait=finished, cancel_futures=True)
     return results
 
 

@@ -158,6 +158,23 @@ def test_wrong_checksum_leaves_nothing(server, tmp_path):
     assert not root.exists() and not list((tmp_path / "dl").iterdir())
 
 
+def test_offline_staging_errors_name_the_place_and_both_checksums(server, tmp_path):
+    """No URL answers: the error says where the file goes and its md5; a staged file with another md5
+    is named with both checksums and kept; a staged file with the right md5 is used without a download."""
+    url, handler = server
+    data = b"published archive"
+    handler.files = {}
+    dest = tmp_path / "dl" / "benchmark.tgz"
+    with pytest.raises(DownloadError, match=rf"Offline: put benchmark.tgz \(md5 {md5(data)}\) at {dest}"):
+        download([f"{url}/missing.tgz"], dest, md5(data), timeout=5)
+    dest.write_bytes(b"something else")
+    with pytest.raises(DownloadError, match=rf"md5 is {md5(b'something else')}, expected {md5(data)}"):
+        download([f"{url}/missing.tgz"], dest, md5(data), timeout=5)
+    assert dest.read_bytes() == b"something else"
+    dest.write_bytes(data)
+    assert download([f"{url}/missing.tgz"], dest, md5(data)) == dest
+
+
 @pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt", "a/../../evil.txt"])
 def test_traversal_refused(tmp_path, member):
     archive = tmp_path / "bad.tar"

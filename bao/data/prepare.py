@@ -53,11 +53,17 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
 def download(urls: list[str], dest: Path, md5: str, timeout: float = 60.0) -> Path:
     """Download ``dest`` from the first URL that works; resume a ``.part`` file; verify md5.
 
-    A wrong checksum deletes the download and raises, so nothing unverified is ever extracted.
+    A wrong checksum deletes the download and raises, so nothing unverified is ever extracted. A file
+    already at ``dest`` (staged by hand for an offline machine) is used when its md5 matches, and is
+    an error naming both checksums when it does not (it is never overwritten).
     """
     dest = Path(dest)
-    if dest.exists() and md5sum(dest) == md5:
-        return dest
+    if dest.exists():
+        got = md5sum(dest)
+        if got == md5:
+            return dest
+        raise DownloadError(f"{dest}: this local file's md5 is {got}, expected {md5}: not the published "
+                            f"{dest.name} (or a damaged copy). Replace it, or delete it to download again.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     errors = []
@@ -69,7 +75,8 @@ def download(urls: list[str], dest: Path, md5: str, timeout: float = 60.0) -> Pa
             errors.append(f"{url}: {e}")
     else:
         raise DownloadError(f"{dest.name}: every URL failed (a re-run resumes the partial file):\n  "
-                            + "\n  ".join(errors))
+                            + "\n  ".join(errors)
+                            + f"\nOffline: put {dest.name} (md5 {md5}) at {dest} and run again.")
     got = md5sum(part)
     if got != md5:
         part.unlink()

@@ -10,16 +10,38 @@ Output ``<paths.params_checked>``.
 from pathlib import Path
 
 from bao.config.schema import load_params
+from bao.core.errors import ParamsError
 from bao.core.io import write_text
 from bao.core.pipeline import paths
 from bao.core.stage import main
 from bao.data.prepare import check_folder
+
+# the checkpoints the get_*_weights stages fetch: a path, an https URL or gdrive://<id>
+WEIGHTS = ("model.pretrained", "transcam.released", "psa.pretrained", "deeplab.pretrained", "seco.pretrained")
+
+
+def check_local_weights(params) -> None:
+    """A local checkpoint must exist now, not when its stage runs hours later; the pipeline's own
+    pretraining outputs (the mini defaults) are made by their stages."""
+    P = paths()
+    made = {Path(P.pretrain).resolve(), Path(P.pretrain_vit).resolve()}
+    for key in WEIGHTS:
+        section, name = key.split(".")
+        source = getattr(getattr(params, section), name)
+        if not source or source.startswith(("http://", "https://", "gdrive://")):
+            continue
+        path = Path(source)
+        if not path.exists() and path.resolve().parent not in made:
+            raise ParamsError(
+                f"{key}: {source}: no such file (give an existing checkpoint, an https URL or gdrive://<id>)"
+            )
 
 
 def run(params):
     params = load_params()  # every section: unknown keys and bad values are errors
     if params.data.source == "folder":
         check_folder(Path(params.data.folder))
+    check_local_weights(params)
     write_text(paths().params_checked, "params.yaml: checked\n")
 
 

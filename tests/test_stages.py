@@ -114,3 +114,7 @@ def test_check_params_names_unknown_keys_and_a_missing_folder(tmp_path):
     assert not (tmp_path / "checks").exists()
     r = run_stage(tmp_path, "check_params", base_params())
     assert r.returncode == 0 and (tmp_path / "checks" / "params.txt").read_text() == "params.yaml: checked\n"
+    p = base_params()
+    p["deeplab"]["pretrained"] = str(tmp_path / "no" / "res38_cls.pth")
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "deeplab.pretrained: " in r.stderr and "res38_cls.pth: no such file" in r.stderr

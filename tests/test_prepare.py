@@ -311,3 +311,34 @@ def test_bad_files_named_in_the_users_folder(mini_root, tmp_path):
     data = json.loads((work / "metrics" / "data.json").read_text())
     assert data["skipped"] == 2 and all(str(voc) in m for m in data["skipped_files"].values())
     assert train[0] not in read_split(work / "data" / "VOC2012", "train")
+
+
+def test_offline_files_lists_every_download_of_the_paper_setting(tmp_path):
+    """One command lists the archives and every checkpoint the paper setting fetches, where each goes
+    and whether it is there: a staged checkpoint counts only when fetched from the same source."""
+    import json
+
+    from scripts.offline_files import paper_params, rows
+
+    p = paper_params()
+    table = rows(p, tmp_path)
+    names = [r["file"].split(":")[0] for r in table]
+    assert names == [
+        "VOCtrainval_11-May-2012.tar",
+        "benchmark.tgz",
+        "Conformer_small_patch16.pth",
+        "ilsvrc-cls_rna-a1_cls1000_ep-0001.params",
+        "res38_cls.pth",
+        "jx_vit_base_p16_224-80ecf9dd.pth",
+    ]
+    assert all(r["here"] == "missing" for r in table) and table[0]["md5"] == p["data"]["voc_md5"]
+    (tmp_path / "data" / "downloads").mkdir(parents=True)
+    (tmp_path / "data" / "downloads" / "benchmark.tgz").write_bytes(b"x")
+    folder = tmp_path / "models" / "pretrained" / "deeplab"
+    folder.mkdir(parents=True)
+    (folder / "weights.pth").write_bytes(b"yy")
+    (folder / "source.json").write_text(json.dumps({"deeplab.pretrained": "elsewhere.pth"}))
+    here = {r["file"].split(":")[0]: r["here"] for r in rows(p, tmp_path)}
+    assert here["benchmark.tgz"] == "present, 1 bytes" and here["res38_cls.pth"] == "missing"
+    (folder / "source.json").write_text(json.dumps({"deeplab.pretrained": p["deeplab"]["pretrained"]}))
+    assert {r["file"].split(":")[0]: r["here"] for r in rows(p, tmp_path)}["res38_cls.pth"] == "staged, 2 bytes"

@@ -37,14 +37,15 @@ def _infer(image: np.ndarray, unary: np.ndarray, n: int, k: dict, scale: np.ndar
     return np.array(d.inference(k["iterations"])).reshape(n, h, w)
 
 
-def _merged_labels(image: np.ndarray, labels: np.ndarray, n_labels: int, gt_prob: float, k: dict) -> np.ndarray:
+def _merged_labels(
+    image: np.ndarray, labels: np.ndarray, present: np.ndarray, n_labels: int, gt_prob: float, k: dict
+) -> np.ndarray:
     """``crf_inference_label`` over 0..n_labels-1 computed over the labels present plus one label that
     stands for the m absent ones (docs/method.md §6). The absent labels share one unary,
     -log((1 - gt_prob) / (n_labels - 1)), at every pixel, and under Potts kernels mean field keeps their
     Q equal; their sum Q_A follows the same updates as one label with the unary lowered by log m and
     the Potts weight divided by m. Q_A / m is one absent label's probability; it stands at the smallest
     absent index, so that the argmax breaks ties as the literal call does."""
-    present = np.unique(labels)
     absent = np.setdiff1d(np.arange(n_labels), present)
     m = len(absent)
     keys = np.union1d(present, absent[:1])  # sorted: the absent representative at its own index
@@ -67,8 +68,9 @@ def crf_labels(image: np.ndarray, labels: np.ndarray, cfg, n_labels: int | None 
     ``cfg.absent: merged`` the absent labels as one (the same function, a fraction of the time), with
     ``literal`` each its own (the release's call, bytes included)."""
     k, gt_prob, absent = _kernels(cfg), cfg.gt_prob, cfg.absent
-    if n_labels is not None and absent == "merged" and n_labels - len(np.unique(labels)) > 1:
-        return _merged_labels(image, labels, n_labels, gt_prob, k)
+    present = np.unique(labels)
+    if n_labels is not None and absent == "merged" and n_labels - len(present) > 1:
+        return _merged_labels(image, labels, present, n_labels, gt_prob, k)
     if n_labels is not None:
         q = _infer(image, unary_from_labels(labels, n_labels, gt_prob=gt_prob, zero_unsure=False), n_labels, k)
         return q.argmax(0).astype(np.uint8)

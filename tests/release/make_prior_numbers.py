@@ -21,7 +21,6 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import textwrap
 import types
 from pathlib import Path
 
@@ -33,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import prior_inputs as PI  # noqa: E402
 import release_inputs as RI  # noqa: E402
+from make_release_numbers import lines  # noqa: E402  (tests/release is the script's own folder)
 
 OUT = HERE.parent / "data" / "prior_release_numbers.npz"
 COMMITS = {
@@ -64,17 +64,6 @@ def load(path: Path, name: str):
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def lines(root: Path, spec, replace: dict | None = None) -> str:
-    path, a, b, head = spec
-    text = (root / path).read_text().splitlines()[a - 1 : b]
-    if not text[0].strip().startswith(head):
-        raise SystemExit(f"{path}:{a}: expected {head!r}, found {text[0].strip()!r} (another commit?)")
-    code = textwrap.dedent("\n".join(text)).replace(".cuda()", "")
-    for k, v in (replace or {}).items():
-        code = code.replace(k, v)
-    return code
 
 
 def rloss_module(root: Path) -> types.ModuleType:

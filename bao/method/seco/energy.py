@@ -20,7 +20,7 @@ def lattice_apply(image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, s
     features (x / sigma_xy, y / sigma_xy, r, g, b / sigma_rgb), in float32 on the CPU. rloss's lattice is
     Krähenbühl's, which pydensecrf builds: one mean-field step with a zero unary and an unnormalised
     Potts kernel of weight 1 leaves ``tmp1 = lattice(values)``, equal to rloss's output bit for bit
-    (tests/test_seco_parity.py). With SeCo's sigmas it returns 0.35-0.5x the exact sum."""
+    (tests/test_prior_parity.py). With SeCo's sigmas it returns 0.35-0.5x the exact sum."""
     import pydensecrf.densecrf as dcrf
     from pydensecrf import eigen
 

@@ -6,7 +6,7 @@
 background threshold (``metrics/transcam_seed.json``): the CRF-only ablation of TransCAM's mask, whose
 Table 1 mask comes from PSA (stage random_walk). Unary from the
 hard labels (crf_inference_label, docs/method.md §6) or from the seed scores (``masks.crf.unary``).
-Images run in parallel over ``masks.workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
+Images run in parallel over ``base.crf_workers`` processes. Outputs ``<paths.masks>/<source>/<id>.png``
 and ``metrics/mask.json`` (bao) or ``metrics/transcam_mask_crf.json`` with the mIoU on VOC train.
 """
 
@@ -65,7 +65,7 @@ def run(params, source):
     P = paths()
     ids = VOCDataset(P.data, "train_aug", masks=None).ids
     out = Path(P.masks) / source
-    map_split(f"make_masks_{source}", out, ids, partial(make_work, params, source), ".png", params.masks.workers)
+    map_split(f"make_masks_{source}", out, ids, partial(make_work, params, source), ".png", params.base.crf_workers)
     res = score_labels(out, P.data, "train")
     write_scores(getattr(P.metrics.mask, source), {"source": source, **res})
     print(f"{source} mask mIoU on train: {100 * res['miou']:.2f}")

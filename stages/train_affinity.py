@@ -15,6 +15,7 @@ import torch
 
 from bao.config.psa import Psa
 from bao.core.io import load_label_png
+from bao.core.launch import launcher
 from bao.core.loop import Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import unwrap
@@ -100,4 +101,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE, [Psa])
+    main(run, STAGE, [Psa], launcher=launcher)

@@ -27,6 +27,7 @@ from bao.config.choices import UPDATES
 from bao.config.transcam import Cams, Model
 from bao.core.classes import IGNORE
 from bao.core.io import load_label_png
+from bao.core.launch import launcher
 from bao.core.loop import Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import unwrap
@@ -61,7 +62,7 @@ def run(params, variant: str):
     extra = (lambda i: load_label_png(amn_dir / f"{i}.png")) if variant == "amn" else None
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed, extra=extra)
 
-    online = build_bao(params, drop_path_rate=params.model.drop_path_rate)
+    online = build_bao(params, ds.space.n, drop_path_rate=params.model.drop_path_rate)
     online.pcl_grad = cfg.pcl_grad  # the target never sees a loss, so only the online model needs it
     online.backbone.load_state_dict(safe_load(Path(P.transcam) / START_FILE))  # transcam.bao_start_epoch
     target = None
@@ -69,7 +70,7 @@ def run(params, variant: str):
         # the release never calls model_t.eval() (train_bao.py l.82-111): BatchNorm on batch statistics
         # (and updating its own running statistics), drop-path on; bao.target_mode: eval turns both off
         target = copy.deepcopy(online).to(rt.device).train(cfg.target_mode == "train").requires_grad_(False)
-    model = rt.wrap(online)
+    model = rt.wrap(online, unused_parameters=variant == "amn")  # amn: L_pcl alone, the classifier gets none
     net = unwrap(model)
     # TransCAM's optimiser (the paper keeps TransCAM's hyper-parameters); AMN's new layers may get a
     # multiple of the lr (bao.head_lr_mult; AMN: 1e-4 vs 5e-6, x20)
@@ -177,4 +178,4 @@ def run(params, variant: str):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "train_bao", UPDATES, [Model, Cams, Bao, Ema], stage=stage_name)
+    main_with_item(run, "train_bao", UPDATES, [Model, Cams, Bao, Ema], stage=stage_name, launcher=launcher)

@@ -21,6 +21,7 @@ import torch
 from bao.config.deeplab import DeepLab
 from bao.config.psa import Psa
 from bao.core.io import load_label_png
+from bao.core.launch import launcher
 from bao.core.loop import Carried, Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import unwrap
@@ -58,7 +59,7 @@ def run(params, source):
         imagenet = staged(P.pretrained.resnet38, params.psa.pretrained, "psa.pretrained")
     else:
         imagenet = staged(P.pretrained.deeplab, d.pretrained, "deeplab.pretrained")
-    net = build_deeplab(d, imagenet=imagenet)
+    net = build_deeplab(d, ds.space.n, imagenet=imagenet)
     freeze(net, d.frozen, d.freeze_bn)
     model = rt.wrap(net)
     opt = torch.optim.SGD(
@@ -115,4 +116,4 @@ def run(params, source):
 
 
 if __name__ == "__main__":
-    main_with_item(run, "train_deeplab", SOURCES, [DeepLab, Psa])
+    main_with_item(run, "train_deeplab", SOURCES, [DeepLab, Psa], launcher=launcher)

@@ -24,3 +24,17 @@ def params():
     from bao.config.schema import load_params
 
     return load_params(ROOT / "params.yaml")
+
+
+# A variable that says "this process is a rank of a process group", left behind by one test, makes
+# every stage a later test starts skip its launcher (and read base.gpus no more): fail the test that
+# leaves one.
+RANK_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "BAO_LAUNCHED")
+
+
+@pytest.fixture(autouse=True)
+def no_rank_variables_left_behind():
+    before = {k: os.environ.get(k) for k in RANK_VARIABLES}
+    yield
+    left = [k for k in RANK_VARIABLES if os.environ.get(k) != before[k]]
+    assert not left, f"the test left {left} in the environment: later stages would think they are ranks"

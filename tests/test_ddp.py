@@ -44,11 +44,49 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_equal_one(tmp_path, monkeypatch):
     mp.spawn(train, args=(2, free_port(), tmp_path), nprocs=2, join=True)
-    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        os.environ.pop(k, None)
+    # train() sets the rank variables in this process: monkeypatch takes them away after the test
+    # (a WORLD_SIZE left behind made later stages believe they ran under torchrun)
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
     train(0, 1, free_port(), tmp_path)
     two, one = torch.load(tmp_path / "w2.pt"), torch.load(tmp_path / "w1.pt")
     for k in one:
         assert torch.allclose(one[k], two[k], atol=1e-6), k
+
+
+def test_processes_from_base_gpus():
+    from bao.core.launch import processes
+
+    assert processes("auto", "cpu") == 1  # auto: every visible GPU; none asked for on the CPU
+    assert processes(3, "cpu") == 3  # n gloo processes on CPU
+
+
+def test_a_failed_rank_fails_the_launch(tmp_path, monkeypatch):
+    """The launcher returns when every rank finished and names the rank that failed."""
+    import pytest
+
+    from bao.core.launch import RankFailed, run_ranks
+
+    (tmp_path / "ranked.py").write_text(
+        "import os, sys\n"
+        "rank = int(os.environ['RANK'])\n"
+        "open(os.path.join(sys.argv[1], f'rank{rank}of{os.environ[\"WORLD_SIZE\"]}'), 'w').close()\n"
+        "sys.exit(3 if sys.argv[2] == str(rank) else 0)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    run_ranks(2, "ranked", [str(tmp_path), "none"])
+    assert {p.name for p in tmp_path.glob("rank*of*")} == {"rank0of2", "rank1of2"}
+    with pytest.raises(RankFailed, match="rank 1 of 2 failed with exit code 3"):
+        run_ranks(2, "ranked", [str(tmp_path), "1"])
+    assert "BAO_LAUNCHED" not in os.environ
+
+
+def test_only_the_writing_rank_deletes_a_stale_checkpoint(tmp_path):
+    Checkpointer(tmp_path, "old").save({"step": 1})
+    assert Checkpointer(tmp_path, "new", enabled=False).load() is None  # another rank: starts fresh
+    assert (tmp_path / "last.pt").exists()  # ... and leaves the file to rank 0
+    assert Checkpointer(tmp_path, "new").load() is None
+    assert not (tmp_path / "last.pt").exists()

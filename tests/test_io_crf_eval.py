@@ -100,7 +100,7 @@ def test_eval_labels_cli_on_unseen_tree(mini_root, tmp_path, capsys):
     ds = VOCDataset(mini_root, "val")
     rng = np.random.default_rng(1)
     pred_dir = tmp_path / "pred"
-    cm = ConfusionMatrix()
+    cm = ConfusionMatrix(21)
     for i in ds.ids:
         gt = ds.load_mask(i)
         pred = np.where(rng.random(gt.shape) < 0.3, rng.integers(0, 21, gt.shape), np.where(gt == 255, 0, gt))
@@ -138,10 +138,10 @@ def test_threshold_sweep_equals_per_threshold(thresholds):
             cams[0, 0, 0] = np.nan
         gt = rng.integers(0, 21, (12, 16))
         gt[rng.random(gt.shape) < 0.1] = 255
-        got = [ConfusionMatrix() for _ in thresholds]
+        got = [ConfusionMatrix(21) for _ in thresholds]
         add_threshold_sweep(got, thresholds, keys, cams, gt)
         for t, cm in zip(thresholds, got):
-            want = ConfusionMatrix()
+            want = ConfusionMatrix(21)
             want.update(cam_to_label(keys, cams, t), gt)
             assert (cm.hist == want.hist).all(), (trial, t)
 
@@ -243,3 +243,50 @@ def test_a_killed_worker_fails_the_stage_fast_and_a_rerun_resumes(tmp_path):
     stage(None)
     assert sorted(p.stem for p in out.glob("*.txt")) == ids
     assert {i: (out / f"{i}.txt").stat().st_mtime_ns for i in kept} == before  # resumed, not redone
+
+
+def crf_like(path, value):
+    """A hand-off target: writes its file in a CPU process; ``value`` -1 dies as a killed process."""
+    import os
+    import signal
+
+    if value < 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    path.write_text(str(value))
+    return value * 2
+
+
+def handing_work(out_dir, victim):
+    from bao.core.workers import hand_off
+
+    def work(image_id):
+        hand_off(crf_like, out_dir / f"{image_id}.txt", -1 if image_id == victim else int(image_id))
+
+    return work
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_crfs_handed_off_to_cpu_processes_finish_or_fail(tmp_path, workers):
+    """A GPU stage's CRFs run on base.crf_workers CPU processes (one GPU worker, or two sharing them):
+    every file is written when the stage returns; a killed CRF process fails it, naming the images."""
+    from functools import partial
+
+    from bao.core.workers import HandOff, WorkerDied, hand_off, handing_off, run_split
+
+    ids = [f"{i:03d}" for i in range(12)]
+    (tmp_path / "a").mkdir()
+    run_split(partial(handing_work, tmp_path / "a", None), ids, tmp_path / "a", ".txt", workers, "s", cpu_workers=4)
+    assert sorted(p.stem for p in (tmp_path / "a").glob("*.txt")) == ids
+    assert (tmp_path / "a" / "011.txt").read_text() == "11"
+    (tmp_path / "b").mkdir()
+    with pytest.raises(WorkerDied, match=r"images not done: .*005"):
+        run_split(
+            partial(handing_work, tmp_path / "b", "005"), ids, tmp_path / "b", ".txt", workers, "s", cpu_workers=4
+        )
+    # results come back to the process that handed the work off, in any order
+    got = []
+    with handing_off(2) as off:
+        assert isinstance(off, HandOff) and off.pool is not None
+        for i in range(5):
+            hand_off(crf_like, tmp_path / f"c{i}.txt", i, then=got.append)
+    assert sorted(got) == [0, 2, 4, 6, 8]

@@ -82,6 +82,20 @@ def test_seco_energy_is_rloss_lattice(size):
     assert 1.8 < exact.item() / loss.item() < 2.2
 
 
+def test_seco_lattice_side_by_side_is_one_after_another(monkeypatch):
+    """A batch's crops filtered in several processes (rloss's OpenMP loop over the batch) give the same
+    bits as one process filtering them in turn."""
+    from bao.method.seco import energy
+
+    torch.manual_seed(0)
+    img, values = torch.rand(3, 3, 40, 56) * 255, torch.rand(3, 5, 40, 56).softmax(1)
+    monkeypatch.setattr(energy, "lattice_processes", lambda b: 1)
+    alone = energy.lattice_apply(img, values, 15, 50)
+    monkeypatch.setattr(energy, "lattice_processes", lambda b: 2)
+    assert torch.equal(energy.lattice_apply(img, values, 15, 50), alone)
+    assert energy._POOL is not None and energy._POOL[0] == 2  # the pool did the filtering
+
+
 def test_seco_labels_par_and_crop_tags():
     """cam_to_label, the PAR-refined pseudo label on denormalize_img2's uint8 image, cam_to_roi_mask and
     assign_csc_tags (its crops and tags)."""

@@ -118,3 +118,11 @@ def test_check_params_names_unknown_keys_and_a_missing_folder(tmp_path):
     p["deeplab"]["pretrained"] = str(tmp_path / "no" / "res38_cls.pth")
     r = run_stage(tmp_path, "check_params", p)
     assert r.returncode == 2 and "deeplab.pretrained: " in r.stderr and "res38_cls.pth: no such file" in r.stderr
+    p = base_params()
+    p["base"]["gpus"] = 3  # the training batches must split into equal slices, one per process
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "base.gpus: 3 processes cannot split" in r.stderr and "batch_size" in r.stderr
+    p = base_params()
+    p["data"]["mini"].update(num_train=4, num_aug=3)  # 7 training images, batches of 8
+    r = run_stage(tmp_path, "check_params", p)
+    assert r.returncode == 2 and "transcam.batch_size: 8 is more than the 7 training images" in r.stderr

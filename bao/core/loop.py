@@ -54,13 +54,18 @@ class Runtime:
         folder = Path(paths().checkpoints) / stage if folder is None else folder
         return Checkpointer(folder, resume_key(stage), enabled=self.dist.main)
 
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, model: torch.nn.Module, unused_parameters: bool = False) -> torch.nn.Module:
+        """``model`` on the device, in DistributedDataParallel when there are several processes;
+        ``unused_parameters``: some trainable parameters get no gradient (DDP then looks for them each
+        step; globally unused ones keep grad None, as in one process)."""
         model = model.to(self.device)
         if self.dist.world > 1:
             if self.device.type == "cuda":
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             model = DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=unused_parameters,
             )
         return model
 

@@ -77,9 +77,14 @@ class Base(Section):
     bad_input: choice(("error", "skip"))
     cpu_kernels: choice(("portable", "native"))
     cpu_threads: int | Literal["auto"]
+    gpus: int | Literal["auto"]
+    crf_workers: int | Literal["auto"]
 
     def check(self, p):
         positive(f"{p}.num_workers", self.num_workers, allow_zero=True)
+        for key in ("gpus", "crf_workers"):
+            if getattr(self, key) != "auto":
+                positive(f"{p}.{key}", getattr(self, key))
         if self.infer_workers != "auto":
             positive(f"{p}.infer_workers", self.infer_workers)
         if self.cpu_threads != "auto":

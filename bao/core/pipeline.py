@@ -20,7 +20,7 @@ DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
 # params that cannot change a stage's output (process counts, checkpoint spacing): a resumed run keeps
 # its work when only these change
-NOT_IN_RESUME_KEY = ("num_workers", "infer_workers", "workers", "checkpoint_every")
+NOT_IN_RESUME_KEY = ("num_workers", "infer_workers", "crf_workers", "checkpoint_every")
 _EXPR = re.compile(r"\$\{\s*([^}]+?)\s*\}")
 
 

@@ -6,12 +6,14 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from bao.core.errors import CheckpointError, ParamsError
 from bao.core.io import atomic_file, safe_load, write_json
 
 
@@ -36,6 +38,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+RANK_WAIT = timedelta(hours=2)
+
+
 @dataclass
 class Dist:
     """Process group facts; world 1 when not launched by torchrun."""
@@ -55,7 +60,9 @@ class Dist:
         if not dist.is_initialized():
             if device.type == "cuda":
                 torch.cuda.set_device(device)
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # rank 0 scores an epoch alone (Loop.end_epoch) while the others wait at the next
+            # step's all-reduce: minutes on the paper's sets, past NCCL's 10-minute default
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=RANK_WAIT)
         return cls(dist.get_rank(), world)
 
     def barrier(self):
@@ -67,9 +74,15 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
     """Shuffled global batches (drop_last), each split into equal per-rank slices: the union over
     ranks of a step's samples is the same global batch whatever the world size."""
     if batch_size % world:
-        raise ValueError(f"batch_size {batch_size} must be divisible by the number of processes {world}")
+        raise ParamsError(
+            f"base.gpus: {world} processes cannot split a batch_size of {batch_size} into equal slices"
+            " (set base.gpus to a divisor of every training stage's batch_size)"
+        )
     if n < batch_size:
-        raise ValueError(f"the split has {n} images, fewer than batch_size {batch_size}")
+        # check_params catches it from the params; here after base.bad_input: skip dropped images
+        raise ParamsError(
+            f"the training split has {n} images, fewer than a batch of {batch_size}: set the stage's batch_size to at most {n}"
+        )
     order = np.random.default_rng((seed, epoch, 7)).permutation(n)
     per = batch_size // world
     return [
@@ -107,14 +120,22 @@ class Checkpointer:
         self.path = self.folder / "last.pt"
 
     def load(self):
+        """The checkpoint, or None; every rank reads it, the writing one (``enabled``) deletes a stale one."""
         if not self.path.exists():
             return None
-        state = safe_load(self.path)
+        try:
+            state = safe_load(self.path)
+        except CheckpointError:
+            if self.path.exists():
+                raise
+            return None  # a stale one the main rank has just deleted
         if state.get("key") != self.key:
-            print(f"[resume] {self.path}: written for other params/inputs; starting fresh")
-            self.path.unlink()
+            if self.enabled:
+                print(f"[resume] {self.path}: written for other params/inputs; starting fresh")
+                self.path.unlink(missing_ok=True)
             return None
-        print(f"[resume] continuing from {self.path} (step {state['step']})")
+        if self.enabled:
+            print(f"[resume] continuing from {self.path} (step {state['step']})")
         return state
 
     def save(self, state: dict) -> None:

@@ -6,6 +6,10 @@ References are to zwyang6/SeCo's files (``model/losses.py``, ``model/PAR.py``, `
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,37 +19,65 @@ from bao.core.classes import IGNORE
 # --- dense energy (rloss's DenseEnergyLoss), in PyTorch ------------------------------------------
 
 
+def _lattice_one(rgb: np.ndarray, values: np.ndarray, sigma_rgb: float, sigma_xy: float) -> np.ndarray:
+    """One image's lattice filter: ``rgb`` (3, H, W), ``values`` (K, H, W), float32 numpy; (K, H*W)."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf import eigen
+
+    k, h, w = values.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    feats = np.concatenate(
+        [xs[None] / np.float32(sigma_xy), ys[None] / np.float32(sigma_xy), rgb / np.float32(sigma_rgb)]
+    ).reshape(5, -1)
+    crf = dcrf.DenseCRF(h * w, k)
+    crf.setUnaryEnergy(np.zeros((k, h * w), np.float32))
+    crf.addPairwiseEnergy(
+        np.ascontiguousarray(feats, np.float32),
+        compat=1.0,
+        kernel=dcrf.DIAG_KERNEL,
+        normalization=dcrf.NO_NORMALIZATION,
+    )
+    q = eigen.matrixXf(np.ascontiguousarray(values.reshape(k, -1)))
+    # tmp1/tmp2 sized up front: stepInference resizes them in place, the wrappers keep their shapes
+    tmp1, tmp2 = (eigen.matrixXf(np.zeros((k, h * w), np.float32)) for _ in range(2))
+    crf.stepInference(q, tmp1, tmp2)  # tmp1 = -unary - (-1 x lattice(q)) = lattice(q)
+    return np.asarray(tmp1)
+
+
+_POOL: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def lattice_processes(batch: int) -> int:
+    """Processes that filter a batch's images side by side, as rloss's OpenMP loop over the batch does
+    (pydensecrf holds the GIL, so threads would not): one per image, at most this process's share of
+    the cores (``LOCAL_WORLD_SIZE`` training processes share them). Each image is filtered alone:
+    the numbers do not depend on it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(batch, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+
+
 def lattice_apply(image: torch.Tensor, values: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
     """``bilateral_apply`` as rloss computes it (``bilateralfilter.cpp``): a permutohedral lattice over the
     features (x / sigma_xy, y / sigma_xy, r, g, b / sigma_rgb), in float32 on the CPU. rloss's lattice is
     Krähenbühl's, which pydensecrf builds: one mean-field step with a zero unary and an unnormalised
     Potts kernel of weight 1 leaves ``tmp1 = lattice(values)``, equal to rloss's output bit for bit
-    (tests/test_prior_parity.py). With SeCo's sigmas it returns 0.35-0.5x the exact sum."""
-    import pydensecrf.densecrf as dcrf
-    from pydensecrf import eigen
-
+    (tests/test_prior_parity.py). With SeCo's sigmas it returns 0.35-0.5x the exact sum. A batch's
+    images are filtered in ``lattice_processes`` processes (a pool kept for the stage's life)."""
+    global _POOL
     b, k, h, w = values.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = np.empty((b, k, h * w), np.float32)
-    for n in range(b):
-        rgb = image[n].detach().float().cpu().numpy()
-        feats = np.concatenate(
-            [xs[None] / np.float32(sigma_xy), ys[None] / np.float32(sigma_xy), rgb / np.float32(sigma_rgb)]
-        ).reshape(5, -1)
-        crf = dcrf.DenseCRF(h * w, k)
-        crf.setUnaryEnergy(np.zeros((k, h * w), np.float32))
-        crf.addPairwiseEnergy(
-            np.ascontiguousarray(feats, np.float32),
-            compat=1.0,
-            kernel=dcrf.DIAG_KERNEL,
-            normalization=dcrf.NO_NORMALIZATION,
-        )
-        q = eigen.matrixXf(np.ascontiguousarray(values[n].detach().float().cpu().numpy().reshape(k, -1)))
-        # tmp1/tmp2 sized up front: stepInference resizes them in place, the wrappers keep their shapes
-        tmp1, tmp2 = (eigen.matrixXf(np.zeros((k, h * w), np.float32)) for _ in range(2))
-        crf.stepInference(q, tmp1, tmp2)  # tmp1 = -unary - (-1 x lattice(q)) = lattice(q)
-        out[n] = np.asarray(tmp1)
-    return torch.from_numpy(out).view(b, k, h, w).to(values.device)
+    rgb = image.detach().float().cpu().numpy()
+    vals = values.detach().float().cpu().numpy()
+    args = [(rgb[n], vals[n], sigma_rgb, sigma_xy) for n in range(b)]
+    n = lattice_processes(b)
+    if n == 1:
+        out = [_lattice_one(*a) for a in args]
+    else:
+        if _POOL is None or _POOL[0] != n:
+            if _POOL is not None:
+                _POOL[1].shutdown()
+            _POOL = (n, ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")))
+        out = list(_POOL[1].map(_lattice_one, *zip(*args)))  # a dead worker: BrokenProcessPool
+    return torch.from_numpy(np.stack(out)).view(b, k, h, w).to(values.device)
 
 
 def bilateral_apply(

@@ -20,7 +20,7 @@ def child(arch, scale, mode, device, repeats):
     dev = torch.device(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     )
-    model = create_model(arch).to(dev).eval()
+    model = create_model(arch, num_classes=21).to(dev).eval()
     x = torch.randn(2, 3, scale, scale, device=dev)  # an image and its flip
     reset_peak(dev)
 

@@ -21,7 +21,7 @@ import torch
 
 import bao.method.transcam
 from bao.config.schema import load_params
-from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.core.classes import IGNORE, VOC
 from bao.method.bao import build_bao
 from bao.method.readouts import READOUTS
 from bao.method.seeds import seed_mious
@@ -41,7 +41,8 @@ def per_threshold_sweep(cms, thresholds, keys, cams, gt):
     cls = keys[cams.argmax(0)[keep]]
     for t, cm in zip(thresholds, cms):
         p = np.where(mx > t, cls, 0)
-        cm.hist += np.bincount(NUM_CLASSES * g + p, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+        n = VOC.n
+        cm.hist += np.bincount(n * g + p, minlength=n**2).reshape(n, n)
 
 
 def timed(fn, repeats):
@@ -81,7 +82,7 @@ def main():
             )
             build_label_file(root)
         torch.manual_seed(0)
-        model = build_bao(params).eval()
+        model = build_bao(params, VOC.n).eval()
         quick = SimpleNamespace(scales=[a.scale], flip=True, keep_aspect=False)
         thresholds = threshold_range(*params.cams.thresholds)
         scorers = {
@@ -115,10 +116,10 @@ def main():
     rng = np.random.default_rng(0)
     keys = np.array([3, 7])
     cams = rng.random((2, 176, 176)).astype(np.float32)
-    gt = rng.integers(0, NUM_CLASSES, (176, 176))
+    gt = rng.integers(0, VOC.n, (176, 176))
     sweep_rows, hists = [], []
     for way, fn in (("one bincount per threshold", per_threshold_sweep), ("one histogram", add_threshold_sweep)):
-        cms = [ConfusionMatrix() for _ in thresholds]
+        cms = [ConfusionMatrix(VOC.n) for _ in thresholds]
         sec, _ = timed(lambda: fn(cms, [float(t) for t in thresholds], keys, cams, gt), 20)
         hists.append(np.stack([cm.hist for cm in cms]))
         sweep_rows.append({"way": way, "ms / image": round(sec * 1000, 2), "thresholds": len(thresholds)})

@@ -35,11 +35,11 @@ def child(arch, crop, batch, mode, device, amp, channels_last, repeats):
     )
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if mode.startswith("transcam"):
-        model = create_model(arch).to(dev, memory_format=fmt).train()
+        model = create_model(arch, num_classes=21).to(dev, memory_format=fmt).train()
         need = mode == "transcam-explicit"
         params = model.parameters()
     else:
-        model = BAONet(create_model(arch)).to(dev, memory_format=fmt).train()
+        model = BAONet(create_model(arch, num_classes=21)).to(dev, memory_format=fmt).train()
         target = copy.deepcopy(model).eval().requires_grad_(False)
         params = model.parameters()
     opt = torch.optim.AdamW(params, lr=1e-5)

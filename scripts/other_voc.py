@@ -1,4 +1,4 @@
-"""A second VOC-format dataset for trying the pipeline on data it was not tuned on (README, Results).
+"""A second VOC-format dataset for trying the pipeline on data it was not tuned on (README: "Your own data").
 
     python -m scripts.other_voc /tmp/other          # writes /tmp/other/VOCdevkit/VOC2012
     dvc exp run -S data.source=folder -S data.folder=/tmp/other/VOCdevkit
@@ -17,6 +17,10 @@ recipes were not fitted to:
 
     python -m scripts.other_voc /tmp/shifted --seed 11 --body-tint 0.45 --typical-p 0.5 --hue-shift 0.025 \
         --min-side 128 --max-side 200
+
+``--classes`` draws another label space, its names in the folder's ``classes.txt``:
+
+    python -m scripts.other_voc /tmp/cells --classes nucleus,membrane,vesicle,debris,mitosis
 """
 
 import argparse
@@ -27,28 +31,53 @@ import numpy as np
 from PIL import Image
 
 # this checkout's bao, whatever is installed (as the stages)
+from bao.core.classes import VOC, LabelSpace, check_names
 from bao.core.io import load_label_png, voc_palette
 from bao.data import minivoc
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--seed", type=int, default=7)
-    for name, default in (("train", 64), ("val", 32), ("test", 0), ("aug", 96), ("min-side", 120), ("max-side", 184)):
-        ap.add_argument(f"--{name}", type=int, default=default)
-    ap.add_argument("--body-tint", type=float, default=minivoc.BODY_TINT)
-    ap.add_argument("--typical-p", type=float, default=minivoc.TYPICAL_P)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    ap.add_argument("out", type=Path, help="writes OUT/VOCdevkit/VOC2012 (OUT must not hold one yet)")
+    ap.add_argument("--seed", type=int, default=7, help="the draw (images, classes, colours)")
+    for name, default, what in (
+        ("train", 64, "images in train.txt (with masks)"),
+        ("val", 32, "images in val.txt (with masks)"),
+        ("test", 0, "images in test.txt (no masks)"),
+        ("aug", 96, "extra training images with SegmentationClassAug masks only (SBD's role)"),
+        ("min-side", 120, "smallest image side in pixels"),
+        ("max-side", 184, "largest image side in pixels"),
+    ):
+        ap.add_argument(f"--{name}", type=int, default=default, help=what)
+    ap.add_argument(
+        "--body-tint", type=float, default=minivoc.BODY_TINT, help="how much of an object's body is its class's tint"
+    )
+    ap.add_argument(
+        "--typical-p", type=float, default=minivoc.TYPICAL_P, help="how often a class sits on its typical background"
+    )
     ap.add_argument("--hue-shift", type=float, default=0.0, help="added to every class hue (fraction of the circle)")
+    ap.add_argument(
+        "--classes",
+        help="another label space: the foreground class names, comma-separated (written to classes.txt, "
+        "background first); default: VOC's 20 classes",
+    )
     args = ap.parse_args()
+    space = VOC
+    if args.classes:
+        try:
+            space = LabelSpace(check_names(["background", *args.classes.split(",")], "--classes"))
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
     minivoc.BODY_TINT, minivoc.TYPICAL_P = args.body_tint, args.typical_p
     if args.hue_shift:
         colours = minivoc._class_colours
 
-        def shifted(rng):
-            out = colours(rng)
-            for c in range(1, minivoc.NUM_CLASSES):
-                out[c, 0] = 255 * minivoc._hsv(((c - 1) / 20 + args.hue_shift) % 1.0, 0.95, 0.95)
+        def shifted(rng, n):
+            out = colours(rng, n)
+            for c in range(1, n):
+                out[c, 0] = 255 * minivoc._hsv(((c - 1) / (n - 1) + args.hue_shift) % 1.0, 0.95, 0.95)
             return out
 
         minivoc._class_colours = shifted
@@ -64,6 +93,7 @@ def main():
         min_side=args.min_side,
         max_side=args.max_side,
         seed=args.seed,
+        space=space,
     )
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").unlink()
     (root / "cls_labels.json").unlink(missing_ok=True)

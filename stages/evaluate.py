@@ -16,6 +16,7 @@ the VOC server expects.
 
 import tarfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bao.config.deeplab import DeepLab, Evaluate
-from bao.core.classes import CLASSES, NUM_CLASSES
 from bao.core.image import host, to_tensor
 from bao.core.io import atomic_dir, atomic_file, save_label_png, write_text
 from bao.core.pipeline import paths
 from bao.core.runtime import amp_context, select_device
 from bao.core.stage import main_with_item
+from bao.core.workers import hand_off, handing_off, resolve_workers
 from bao.data.voc import VOCDataset, split_path
 from bao.method.crf import crf_probs
 from bao.models.deeplab import build_deeplab
@@ -38,12 +39,12 @@ from bao.models.weights import load_trained
 from bao.scoring.figures import confusion_figure
 from bao.scoring.metrics import ConfusionMatrix, write_scores
 
-KEYS = np.arange(NUM_CLASSES)
 STAGES = {"bao": "evaluate", "transcam": "evaluate_transcam"}
 
 
 @torch.no_grad()
-def predict(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
+def probabilities(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
+    """(K, H, W) class probabilities over ``cfg.scales`` (x flip), combined by ``cfg.combine``."""
     h, w = image.shape[:2]
     pil = Image.fromarray(image)
     total = None
@@ -64,10 +65,31 @@ def predict(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
             else:
                 total = z if total is None else total + z
     n = len(cfg.scales) * (2 if cfg.flip else 1)
-    prob = total.numpy() if cfg.combine == "max_softmax" else (total / n).softmax(0).numpy()
+    return total.numpy() if cfg.combine == "max_softmax" else (total / n).softmax(0).numpy()
+
+
+def label_of(image: np.ndarray, prob: np.ndarray, cfg) -> np.ndarray:
+    """The prediction: the dense CRF from the probabilities (``cfg.use_crf``), or their argmax."""
     if cfg.use_crf:
-        return crf_probs(image, prob, KEYS, cfg.crf)
+        return crf_probs(image, prob, np.arange(len(prob)), cfg.crf)
     return prob.argmax(0).astype(np.uint8)
+
+
+def predict(model, image: np.ndarray, cfg, device, amp) -> np.ndarray:
+    return label_of(image, probabilities(model, image, cfg, device, amp), cfg)
+
+
+def predict_all(model, ds, cfg, device, amp, crf_workers, keep) -> None:
+    """``keep(image_id, prediction)`` for every image of ``ds``; the CRFs run on ``crf_workers`` CPU
+    processes while the GPU predicts the next images (``keep`` runs here, in any order)."""
+    with handing_off(resolve_workers(crf_workers)):
+        for image_id in ds.ids:
+            image = ds.load_image(image_id)
+            prob = probabilities(model, image, cfg, device, amp)
+            if cfg.use_crf:  # only the CRF goes to a CPU process; an argmax is done here
+                hand_off(label_of, image, prob, cfg, then=partial(keep, image_id))
+            else:
+                keep(image_id, label_of(image, prob, cfg))
 
 
 def run(params, source):
@@ -75,29 +97,31 @@ def run(params, source):
     cfg = params.evaluate
     device = select_device(params.base.device)
     amp = amp_context(device, params.base.amp)
-    model = load_trained(build_deeplab(params.deeplab), Path(P.deeplab) / source, device)
     ds = VOCDataset(P.data, cfg.split, masks="gt")
-    cm = ConfusionMatrix(NUM_CLASSES)
+    names = ds.space.names
+    model = load_trained(build_deeplab(params.deeplab, ds.space.n), Path(P.deeplab) / source, device)
+    cm = ConfusionMatrix(ds.space.n)
     t0 = time.perf_counter()
     with atomic_dir(Path(P.predictions) / source) as tmp:
-        for image_id in ds.ids:
-            image = ds.load_image(image_id)
-            pred = predict(model, image, cfg, device, amp)
+
+        def keep(image_id, pred):
             save_label_png(tmp / cfg.split / f"{image_id}.png", pred)
-            cm.update(pred, ds.load_mask(image_id, image.shape[:2]))
+            cm.update(pred, ds.load_mask(image_id, pred.shape))
+
+        predict_all(model, ds, cfg, device, amp, params.base.crf_workers, keep)
     print(f"[timing] {STAGES[source]}: images={len(ds)} seconds={time.perf_counter() - t0:.3f}")
-    res = {"masks": source, "split": cfg.split, "images": len(ds), **cm.summary(CLASSES)}
+    res = {"masks": source, "split": cfg.split, "images": len(ds), **cm.summary(names)}
     write_scores(getattr(P.metrics.segmentation, source), res)
     print(f"DeepLab ({source} masks) mIoU on {cfg.split}: {100 * res['miou']:.2f}")
     if source != "bao":
         return
     write_text(
         P.metrics.segmentation_iou,
-        pd.DataFrame({"class": CLASSES, "iou": [res["iou"][c] for c in CLASSES]}).to_csv(index=False),
+        pd.DataFrame({"class": names, "iou": [res["iou"][c] for c in names]}).to_csv(index=False),
     )
     confusion_figure(
         cm.hist,
-        CLASSES,
+        names,
         P.figures.confusion,
         f"{params.deeplab.arch} ({params.deeplab.backbone}) trained on the BAO masks, {cfg.split}",
     )
@@ -118,10 +142,15 @@ def export_test(params, model, device, amp) -> None:
             return
         ds = VOCDataset(P.data, "test", masks=None)
         out = tmp / "VOC2012" / "Segmentation" / "comp6_test_cls"
-        for image_id in ds.ids:
-            save_label_png(
-                out / f"{image_id}.png", predict(model, ds.load_image(image_id), params.evaluate, device, amp)
-            )
+        predict_all(
+            model,
+            ds,
+            params.evaluate,
+            device,
+            amp,
+            params.base.crf_workers,
+            lambda image_id, pred: save_label_png(out / f"{image_id}.png", pred),
+        )
         with atomic_file(tmp / "voc2012_test.tar") as f, tarfile.open(fileobj=f, mode="w") as tar:
             tar.add(tmp / "VOC2012", arcname="results/VOC2012", filter=_stable)
         print(f"test predictions for {len(ds)} images: results/voc2012_test.tar (upload to the VOC server)")

@@ -45,7 +45,7 @@ def run(params, which):
         if source:
             # imported here: with no source set (three of the five in the mini setting) the stage
             # skips torch and timm's start-up (about 6 s each)
-            from bao.core.classes import NUM_CLASSES
+            from bao.core.classes import VOC
             from bao.models.deeplab import build_deeplab
             from bao.models.factory import create_model
             from bao.models.resnet38 import create_affinitynet, load_resnet38_imagenet
@@ -54,16 +54,17 @@ def run(params, which):
 
             path = out / "weights.pth"
             got = fetch_weights(source, path, md5, param)
+            # the ImageNet checkpoints are checked without their heads: any label space fits them
             if which == "conformer":
-                load_pretrained(create_model(params.model.arch), path)
+                load_pretrained(create_model(params.model.arch, VOC.n), path)
             elif which == "deeplab":
-                build_deeplab(params.deeplab, imagenet=path)
+                build_deeplab(params.deeplab, VOC.n, imagenet=path)
             elif which == "resnet38":
                 load_resnet38_imagenet(create_affinitynet(params.psa.arch), path)
             elif which == "vit":
                 load_vit_pretrained(create_vit(params.seco.arch), path)
             else:
-                load_released_transcam(create_model(params.model.arch, num_classes=NUM_CLASSES), path)
+                load_released_transcam(create_model(params.model.arch, num_classes=VOC.n), path)  # VOC-trained
             print(f"{param}: {source} -> {path} (md5 {got})")
         write_json(Path(out) / "source.json", {param: source, "md5": got})
 

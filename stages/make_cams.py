@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 
 from bao.config.transcam import Cams, Model
-from bao.core.classes import NUM_CLASSES
 from bao.core.io import save_npz, write_text
 from bao.core.pipeline import paths
 from bao.core.runtime import amp_context, select_device
@@ -33,8 +32,8 @@ STAGE = "make_cams"
 
 def make_work(params, out_dir):
     device = select_device(params.base.device)
-    model = load_trained(create_model(params.model.arch, num_classes=NUM_CLASSES), paths().transcam, device)
     ds = VOCDataset(paths().data, "train_aug", masks=None)
+    model = load_trained(create_model(params.model.arch, num_classes=ds.space.n), paths().transcam, device)
     c = params.cams
     amp = amp_context(device, params.base.amp)
 

@@ -5,7 +5,7 @@ background where both say background, the band between ignored (255).
 
 * ``aff`` (make_aff_labels, docs/method.md §4.2): AffinityNet's training labels, as TransCAM's
   infer_TransCAM.py and VOC12AffDataset make them: ``psa.fg_thres`` (0.60) and ``psa.bg_thres`` (0.25),
-  the CRF over all 21 labels or the present ones (``psa.crf_labels``). Output ``<paths.aff_labels>``.
+  the CRF over all K + 1 labels or the present ones (``psa.crf_labels``). Output ``<paths.aff_labels>``.
 * ``amn`` (make_amn_labels): the fixed pseudo-labels of Figure 4's TransCAM+AMN baseline, as AMN makes
   them (docs/method.md §4; IRN/AMN cam_to_ir_label.py): ``bao.amn_fg_thres`` and ``bao.amn_bg_thres``,
   the CRF over the present labels. Output ``<paths.amn_labels>``.
@@ -21,7 +21,7 @@ from pathlib import Path
 from bao.config.bao import Bao
 from bao.config.masks import Masks
 from bao.config.psa import Psa
-from bao.core.classes import NUM_CLASSES
+from bao.core.classes import read_label_space
 from bao.core.io import save_label_png
 from bao.core.pipeline import paths
 from bao.core.stage import main_with_item
@@ -37,7 +37,8 @@ def recipe(params, which: str):
     """(output folder, foreground and background thresholds, the CRF's label count)."""
     if which == "aff":
         p = params.psa
-        return paths().aff_labels, p.fg_thres, p.bg_thres, NUM_CLASSES if p.crf_labels == "all" else None
+        n = read_label_space(paths().data).n
+        return paths().aff_labels, p.fg_thres, p.bg_thres, n if p.crf_labels == "all" else None
     b = params.bao
     return paths().amn_labels, b.amn_fg_thres, b.amn_bg_thres, None
 
@@ -61,7 +62,7 @@ def make_work(params, which, out_dir):
 def run(params, which):
     ids = VOCDataset(paths().data, "train_aug", masks=None).ids
     out = recipe(params, which)[0]
-    map_split(STAGES[which], out, ids, partial(make_work, params, which), ".png", params.masks.workers)
+    map_split(STAGES[which], out, ids, partial(make_work, params, which), ".png", params.base.crf_workers)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Seed: the CAM at ``seco.seed_scales`` (x flip) of the image resized to ``seco.cr
 bilinear back, background where no present class scores above ``seco.bkg_thre`` (infer_cam.py's
 cam_seeds). Mask: the same at ``seco.mask_scales`` (infer_cam.py --refine_with_multiscale), then the
 label CRF of SeCo's utils/dcrf.py ``crf_inference_label`` (gt_prob 0.7, Gaussian 3/3, bilateral
-50/5/10, 10 iterations, 21 labels: the ``masks.crf`` kernels). Outputs ``<paths.seeds_seco>/<id>.png``
+50/5/10, 10 iterations, all K + 1 labels: the ``masks.crf`` kernels). Outputs ``<paths.seeds_seco>/<id>.png``
 (the seed) and ``<id>.ms.png`` (the multi-scale labels), ``<paths.masks>/seco/<id>.png``, and
 ``metrics/seco_seed.json``, ``metrics/seco_mask.json``.
 """
@@ -17,7 +17,6 @@ import torch
 
 from bao.config.masks import Masks
 from bao.config.seco import Seco
-from bao.core.classes import NUM_CLASSES
 from bao.core.image import to_tensor
 from bao.core.io import load_label_png, save_label_png
 from bao.core.pipeline import paths
@@ -37,8 +36,8 @@ MULTISCALE = ".ms.png"  # the multi-scale labels beside each seed, the mask's in
 def make_seed_work(params, out_dir):
     P = paths()
     cfg = params.seco
-    net, device, amp = load_seco(params, P.seco)
     ds = VOCDataset(P.data, "train", masks=None)
+    net, device, amp = load_seco(params, P.seco, ds.space.n)
 
     @torch.no_grad()
     def work(image_id):
@@ -60,7 +59,7 @@ def make_mask_work(params, out_dir):
         labels = load_label_png(Path(P.seeds_seco) / f"{image_id}{MULTISCALE}")
         save_label_png(
             out_dir / f"{image_id}.png",
-            crf_labels(ds.load_image(image_id), labels, params.masks.crf, n_labels=NUM_CLASSES),
+            crf_labels(ds.load_image(image_id), labels, params.masks.crf, n_labels=ds.space.n),
         )
 
     return work
@@ -73,7 +72,7 @@ def run(params):
     map_split(
         STAGE, P.seeds_seco, ids, partial(make_seed_work, params), MULTISCALE, params.base.infer_workers, gpu=True
     )
-    map_split(STAGE, Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.masks.workers)
+    map_split(STAGE, Path(P.masks) / "seco", ids, partial(make_mask_work, params), ".png", params.base.crf_workers)
     for kind, folder in (("seed", P.seeds_seco), ("mask", Path(P.masks) / "seco")):
         res = score_labels(folder, P.data, "train")
         write_scores(getattr(P.metrics.seco, kind), {"method": f"SeCo {kind}", **res})

@@ -16,7 +16,7 @@ import torch
 from bao.config.bao import Bao, Seeds
 from bao.config.masks import Masks
 from bao.config.transcam import Cams, Model
-from bao.core.classes import CLASSES
+from bao.core.classes import read_label_space
 from bao.core.io import save_label_png, save_npz, write_json
 from bao.core.pipeline import paths
 from bao.core.runtime import amp_context, select_device
@@ -34,9 +34,9 @@ STAGE = "make_seeds"
 def make_work(params, out_dir):
     P = paths()
     device = select_device(params.base.device)
-    model = load_target(params, Path(P.bao) / params.bao.update, device)
-    amp = amp_context(device, params.base.amp)
     ds = VOCDataset(P.data, "train_aug", masks=None)
+    model = load_target(params, Path(P.bao) / params.bao.update, device, ds.space.n)
+    amp = amp_context(device, params.base.amp)
     scored = VOCDataset(P.data, "train", masks="gt")
     scored_ids = set(scored.ids)
     keep_scores = params.masks.crf.unary == "scores"
@@ -82,7 +82,8 @@ def run(params):
                 model, P.data, "train", params.cams, READOUTS, device, amp_context(device, params.base.amp), ids=resumed
             )
         )
-    total = {c: ConfusionMatrix() for c in READOUTS}
+    space = read_label_space(P.data)
+    total = {c: ConfusionMatrix(space.n) for c in READOUTS}
     for cms in parts:
         for c, cm in cms.items():
             total[c].merge(cm)
@@ -91,7 +92,7 @@ def run(params):
         {
             "method": f"BAO ({params.bao.update})",
             "split": "train",
-            "miou": {c: cm.summary(CLASSES)["miou"] for c, cm in total.items()},
+            "miou": {c: cm.summary(space.names)["miou"] for c, cm in total.items()},
         },
     )
 

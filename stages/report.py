@@ -15,11 +15,12 @@ from bao.config.choices import UPDATES
 from bao.config.deeplab import Evaluate
 from bao.config.report import Report
 from bao.config.transcam import Cams, Model
+from bao.core.classes import read_label_space
 from bao.core.io import load_label_png
 from bao.core.pipeline import paths
 from bao.core.runtime import amp_context, select_device
 from bao.core.stage import main
-from bao.data.voc import VOCDataset, read_split
+from bao.data.voc import VOCDataset, mask_palette, read_split
 from bao.method.cam_labels import load_cam
 from bao.method.seeds import load_target, seed_scores
 from bao.scoring.figures import colorize, figure4, grid_figure, threshold_figure
@@ -31,11 +32,17 @@ NOTE = (
     "TransCAM's seed is at its best background threshold; its mask is PSA's random walk over its CAMs "
     "(AffinityNet trained on its CAMs' confident labels) followed by the label CRF, as in the paper; "
     "the CRF alone on its seed is the ablation below. SeCo's row is its own recipe: the seed is its "
-    "CAM with background at 0.5, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
+    "CAM with background at seco.bkg_thre, the mask its multi-scale CAM labels + the label CRF, val its segmentation "
     "head (multi-scale, flip, CRF), all one-stage. "
     "'–': not produced by this pipeline (test needs the VOC evaluation server: report.test_miou). "
     "One run is one sample of base.seed: another seed moves these numbers by several points "
     "(mean ± sd over five seeds: metrics/seed_variance.md, python -m scripts.seed_variance)."
+)
+
+
+COCO_NOTE = (
+    " COCO 2014: the paper reports VOC only; the published column is SeCo's own COCO val (its README, "
+    "ViT-B), the others publish none the project can cite."
 )
 
 
@@ -54,13 +61,17 @@ def figure_ids(root, split: str, wanted: list[str], key: str) -> list[str]:
 def run(params):
     P, r = paths(), params.report
     M, F = P.metrics, P.figures
-    df = table1(M, r.test_miou)
+    space, palette = read_label_space(P.data), mask_palette(P.data)
     data = json.loads(Path(M.data).read_text())
+    coco = data["source"] == "coco"  # COCO 2014's columns: no test split, SeCo's published val
+    df = table1(M, r.test_miou, coco)
     note = NOTE + f" Dataset: {data['source']} ({data.get('train_aug', '?')} train_aug images)."
+    if coco:
+        note += COCO_NOTE
     extra = "\n".join(
         x for x in (seed_ablation_markdown(M.seed_ablation, params.seeds.combine), transcam_mask_markdown(M)) if x
     )
-    write_table(df, M.table1_md, M.table1_csv, note, extra)
+    write_table(df, M.table1_md, M.table1_csv, note, extra, coco)
     bao_seed = json.loads(Path(M.seed).read_text())["miou"]
     # dotted: a second readout beside the configured one (eq. 6 on the CAM, or the release's camsfg_ambg)
     other = "cam" if params.seeds.combine != "cam" else "camsfg_ambg"
@@ -79,7 +90,7 @@ def run(params):
             if not (pred[pred != 255] > 0).any():
                 notes[r_, c_] = "no foreground predicted"
         present |= {int(c) for lab in (gt, *preds) for c in np.unique(lab) if c != 255}
-        rows.append([img, colorize(gt)] + [colorize(p) for p in preds])
+        rows.append([img, colorize(gt, palette)] + [colorize(p, palette) for p in preds])
     caption = (
         "Segmentation networks trained on each row's masks, on "
         + split
@@ -92,13 +103,15 @@ def run(params):
         F.figure2,
         "Figure 2: segmentation examples",
         classes=sorted(present),
+        names=space.names,
+        palette=palette,
         notes=notes,
         caption=caption,
     )
 
     # Figure 3: image / TransCAM CAM / BAO activation map / seed / mask / ground truth on train
     device = select_device(params.base.device)
-    target = load_target(params, Path(P.bao) / params.bao.update, device)
+    target = load_target(params, Path(P.bao) / params.bao.update, device, space.n)
     amp = amp_context(device, params.base.amp)
     train = VOCDataset(
         P.data, "train", masks="gt", ids=figure_ids(P.data, "train", r.figure3_ids, "report.figure3_ids")
@@ -117,13 +130,15 @@ def run(params):
                 train.load_mask(i, img.shape[:2]),
             ]
             present |= {int(c) for lab in labels for c in np.unique(lab) if c != 255}
-            rows.append([img, np.clip(cam, 0, 1), np.clip(am, 0, 1)] + [colorize(lab) for lab in labels])
+            rows.append([img, np.clip(cam, 0, 1), np.clip(am, 0, 1)] + [colorize(lab, palette) for lab in labels])
     grid_figure(
         rows,
         ["image", "TransCAM CAM", "BAO activation map", "BAO seed", "mask (CRF)", "ground truth"],
         F.figure3,
         "Figure 3: activation maps (max over the image's classes)",
         classes=sorted(present),
+        names=space.names,
+        palette=palette,
         caption="CAM and activation map: blue 0 to red 1 (jet). Seed, mask and ground truth: the class colours.",
     )
     print(Path(M.table1_md).read_text())

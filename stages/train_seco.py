@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from bao.config.seco import Seco
-from bao.core.classes import NUM_CLASSES
 from bao.core.image import to_tensor
+from bao.core.launch import launcher
 from bao.core.loop import Carried, Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import batch_indices, unwrap
@@ -63,7 +63,8 @@ def par_image(x: torch.Tensor) -> torch.Tensor:
 def score_seeds(net, root, cfg, device, amp) -> float:
     """The seed mIoU on VOC train (make_seco_labels' seed protocol)."""
     net.eval()
-    ds, cm = VOCDataset(root, "train"), ConfusionMatrix()
+    ds = VOCDataset(root, "train")
+    cm = ConfusionMatrix(ds.space.n)
     for image_id in ds.ids:
         image = ds.load_image(image_id)
         x = to_tensor(image)[None].to(device)
@@ -79,10 +80,9 @@ def run(params):
     P = paths()
     cfg = params.seco
     rt = Runtime.from_params(params.base)
-    views = SeCoViews(
-        VOCDataset(P.data, "train_aug", masks=None), cfg.crop_size, cfg.scale_range, cfg.color_jitter, rt.seed
-    )
-    net = build_seco(cfg, NUM_CLASSES)
+    ds = VOCDataset(P.data, "train_aug", masks=None)
+    views = SeCoViews(ds, cfg.crop_size, cfg.scale_range, cfg.color_jitter, rt.seed)
+    net = build_seco(cfg, ds.space.n)
     weights = staged(P.pretrained.vit, cfg.pretrained, "seco.pretrained")
     if weights is not None:
         net.load_backbone(weights)
@@ -112,7 +112,10 @@ def run(params):
         with rt.amp():
             cams, cams_aux = multi_scale_cam(unwrap(model), x, c.cam_scales)
         cams, cams_aux = cams.float(), cams_aux.float()
-        valid_cam, _ = cam_to_pseudo_label(cams, cls_label, box, c.high_thre, c.low_thre)
+        # the segmentation head's pseudo label from the CAM; with seg_mask_source from the aux CAM before
+        # that iteration (train_coco.py l.192-195; train_voc.py l.186-187: the CAM throughout)
+        late = c.seg_mask_source is None or n_iter >= c.seg_mask_source
+        valid_cam, _ = cam_to_pseudo_label(cams if late else cams_aux, cls_label, box, c.high_thre, c.low_thre)
         pseudo = refine_with_background(
             par_image(x),
             valid_cam,
@@ -196,4 +199,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE, [Seco])
+    main(run, STAGE, [Seco], launcher=launcher)

@@ -10,6 +10,7 @@ can get the same total steps; null starts BAO from the final weights. Outputs ``
 (TransCAM's row), ``<paths.transcam>/start.pt`` (BAO's start) and ``metrics/train_transcam.csv``.
 """
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,8 +18,9 @@ import pandas as pd
 import torch
 
 from bao.config.transcam import Cams, Model, TransCAM
-from bao.core.classes import NUM_CLASSES
+from bao.core.classes import VOC
 from bao.core.io import write_text
+from bao.core.launch import launcher
 from bao.core.loop import Carried, Loop, Runtime
 from bao.core.pipeline import paths
 from bao.core.runtime import unwrap
@@ -33,8 +35,8 @@ from bao.scoring.labels import threshold_range
 STAGE = "train_transcam"
 
 
-def build_model(params):
-    model = create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=params.model.drop_path_rate)
+def build_model(params, num_classes: int):
+    model = create_model(params.model.arch, num_classes=num_classes, drop_path_rate=params.model.drop_path_rate)
     weights = staged(paths().pretrained.conformer, params.model.pretrained, "model.pretrained")
     if weights is not None:
         load_pretrained(model, weights)
@@ -46,7 +48,9 @@ def run(params):
     cfg = params.transcam
     released = staged(P.pretrained.transcam, cfg.released, "transcam.released")
     if released is not None:  # TransCAM's published classifier stands in for this training
-        model = create_model(params.model.arch, num_classes=NUM_CLASSES)
+        if os.environ.get("RANK", "0") != "0":  # launched on several processes: one writes
+            return
+        model = create_model(params.model.arch, num_classes=VOC.n)  # VOC-trained (check_params: VOC only)
         load_released_transcam(model, released)
         save_trained(model, P.transcam)
         save_state(model.state_dict(), Path(P.transcam) / START_FILE)
@@ -57,7 +61,7 @@ def run(params):
     ds = VOCDataset(P.data, "train_aug", masks=None)
     a = cfg.augment
     crops = TrainCrops(ds, a.resize_long, a.crop_size, a.color_jitter, rt.seed)
-    model = rt.wrap(build_model(params))
+    model = rt.wrap(build_model(params, ds.space.n))
     # all parameters, no exclusions, default betas (train_TransCAM.py)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
 
@@ -119,4 +123,4 @@ def run(params):
 
 
 if __name__ == "__main__":
-    main(run, STAGE, [Model, TransCAM, Cams])
+    main(run, STAGE, [Model, TransCAM, Cams], launcher=launcher)

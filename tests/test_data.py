@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bao.core.classes import CLASSES
+from bao.core.classes import VOC_CLASSES as CLASSES
 from bao.core.errors import DataError
 from bao.core.io import load_label_png, save_label_png
 from bao.data.prepare import validate, write_split
@@ -99,9 +99,20 @@ def test_missing_file_and_empty_split(broken):
 def test_non_rgb_named(broken):
     i = first(broken)
     p = broken / "JPEGImages" / f"{i}.jpg"
-    Image.open(p).convert("L").save(p)
-    with pytest.raises(DataError, match="mode is L"):
+    rgb = Image.open(p).convert("RGBA")
+    rgb.save(p, format="PNG")  # an RGBA file behind a .jpg name
+    with pytest.raises(DataError, match="mode is RGBA"):
         VOCDataset(broken, "train")[0]
+
+
+def test_grey_photograph_reads_as_rgb(broken):
+    """COCO 2014 has grey JPEGs: each is read with its value in the three channels."""
+    i = first(broken)
+    p = broken / "JPEGImages" / f"{i}.jpg"
+    Image.open(p).convert("L").save(p)
+    grey = np.asarray(Image.open(p))
+    image = VOCDataset(broken, "train")[0]["image"]
+    assert image.shape == (*grey.shape, 3) and all((image[..., k] == grey).all() for k in range(3))
 
 
 def test_validate_policy(broken):
@@ -118,3 +129,50 @@ def test_validate_policy(broken):
 
 def test_classes():
     assert len(CLASSES) == 21 and CLASSES[0] == "background"
+
+
+def test_another_label_space_is_data(tmp_path):
+    """A generated dataset with 4 classes of its own names: classes.txt in the folder, the dataset's
+    image-level labels as long as its foreground, and a mask value outside it named as bad input."""
+    import pytest
+
+    from bao.core.classes import VOC, LabelSpace, check_names, read_label_space
+    from bao.core.errors import DataError
+    from bao.core.io import save_label_png
+    from bao.data import minivoc
+    from bao.data.voc import VOCDataset, build_label_file
+
+    space = LabelSpace(("background", "nucleus", "membrane", "vesicle", "debris"))
+    root = tmp_path / "VOC2012"
+    minivoc.generate(root, num_train=6, num_val=2, num_test=0, num_aug=4, min_side=64, max_side=80, seed=1, space=space)
+    assert (root / "classes.txt").read_text().splitlines() == list(space.names)
+    assert read_label_space(root) == space and read_label_space(tmp_path) == VOC  # no file: VOC's
+    build_label_file(root)
+    ds = VOCDataset(root, "train")
+    assert ds.space.n == 5 and ds.label(ds.ids[0]).shape == (4,)
+    assert all(0 < c < 5 for i in ds.ids for c in ds.labels[i])
+    mask = ds.load_mask(ds.ids[0])
+    mask[0, 0] = 7
+    save_label_png(ds.mask_path(ds.ids[0]), mask)
+    with pytest.raises(DataError, match=r"label values \[7\] outside 0-4 and 255 .*data.classes"):
+        ds.load_mask(ds.ids[0])
+    for bad in (["background"], ["background", "a", "a"], ["background", ""]):
+        with pytest.raises(ValueError, match="data.classes"):
+            check_names(bad, "data.classes")
+
+
+def test_figures_take_the_masks_palette(tmp_path):
+    """The class colours of the figures are the dataset's mask palette, VOC's colour map without one."""
+    from PIL import Image
+
+    from bao.core.io import voc_palette
+    from bao.data.voc import mask_palette
+
+    voc = np.array(voc_palette(), np.uint8).reshape(256, 3)
+    assert (mask_palette(tmp_path) == voc).all()
+    (tmp_path / "SegmentationClass").mkdir()
+    img = Image.fromarray(np.zeros((4, 4), np.uint8), mode="P")
+    own = [(7 * i) % 256 for i in range(768)]
+    img.putpalette(own)
+    img.save(tmp_path / "SegmentationClass" / "a.png")
+    assert (mask_palette(tmp_path) == np.array(own, np.uint8).reshape(256, 3)).all()

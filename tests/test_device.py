@@ -47,7 +47,7 @@ def test_device_tensor_stands_for_a_gpu_tensor():
 
 def test_cam_inference_returns_cpu_tensors():
     torch.manual_seed(0)
-    model = OnDevice(create_model("conformer_mini").eval())
+    model = OnDevice(create_model("conformer_mini", num_classes=21).eval())
     label = torch.zeros(20)
     label[[3, 7]] = 1
     img = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
@@ -75,7 +75,7 @@ def test_multi_scale_many_equals_one_by_one(keep_aspect):
     # a network in eval mode: the same maps as one image at a time, to float rounding (a batch of
     # another size may take another kernel), as CPU tensors
     torch.manual_seed(0)
-    model = OnDevice(create_model("conformer_mini").eval())
+    model = OnDevice(create_model("conformer_mini", num_classes=21).eval())
     fn = transcam_batch_fn(model, contextlib.nullcontext)
     many = multi_scale_many(fn, images, labels, [32, 48], True, keep_aspect, "cpu")
     for im, y, got in zip(images, labels, many):
@@ -89,7 +89,7 @@ def test_seed_maps_return_cpu_tensors(params):
     from bao.method.seeds import seed_maps
 
     torch.manual_seed(0)
-    net = OnDevice(BAONet(create_model("conformer_mini")).eval())
+    net = OnDevice(BAONet(create_model("conformer_mini", num_classes=21)).eval())
     label = np.zeros(20, np.float32)
     label[4] = 1
     img = np.random.default_rng(1).integers(0, 255, (48, 40, 3), dtype=np.uint8)

@@ -23,7 +23,8 @@ READ_ONLY_ELSEWHERE = {
         "data.voc_md5",
         "data.sbd_urls",
         "data.sbd_md5",
-    },  # data.source: folder | voc
+        *(f"data.coco.{k}_{v}" for k in ("train", "val", "annotation") for v in ("urls", "md5")),
+    },  # data.source: folder | voc | coco
     # only with a checkpoint to fetch and check
     "get_conformer_weights": {"model.arch"},
     "get_transcam_weights": {"model.arch"},
@@ -89,7 +90,7 @@ def test_resume_key_ignores_workers_and_sees_inputs(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "tree_md5", lambda p: "same")
     key = pipeline.resume_key(stage, raw)
     raw2 = yaml.safe_load(yaml.safe_dump(raw))
-    raw2["masks"]["workers"] = 7
+    raw2["base"]["crf_workers"] = 7
     assert pipeline.resume_key(stage, raw2) == key
     raw2["masks"]["crf"]["gt_prob"] = 0.5
     assert pipeline.resume_key(stage, raw2) != key

@@ -39,7 +39,7 @@ def test_shape_mismatch_raises():
     import pytest
 
     with pytest.raises(ValueError):
-        ConfusionMatrix().update(np.zeros((2, 2)), np.zeros((3, 2)))
+        ConfusionMatrix(21).update(np.zeros((2, 2)), np.zeros((3, 2)))
 
 
 def test_write_scores_splits_headline_and_record(tmp_path):
@@ -53,3 +53,22 @@ def test_write_scores_splits_headline_and_record(tmp_path):
     assert json.loads((tmp_path / "seed.json").read_text()) == {"miou": 0.5, "best_threshold": 0.4}
     assert details_path(tmp_path / "seed.json") == tmp_path / "details" / "seed.json"
     assert json.loads((tmp_path / "details" / "seed.json").read_text()) == record
+
+
+def test_table1_has_cocos_columns_on_a_coco_run(monkeypatch):
+    """On COCO 2014: seed, mask and COCO val (no test split), beside SeCo's published COCO val; VOC's
+    layout otherwise."""
+    from conftest import ROOT
+
+    from bao.core.pipeline import paths
+    from bao.scoring.report import table1, table1_markdown
+
+    monkeypatch.chdir(ROOT)
+    m = paths().metrics
+    coco = table1_markdown(table1(m, None, coco=True), "note", coco=True)
+    header, rule, *rows = coco.splitlines()[:5]
+    assert header == "| Method | Post-processing | Seed | Mask | COCO val | published: Seed | Mask | COCO val |"
+    assert rule.count("|") == header.count("|") and all(r.count("|") == header.count("|") for r in rows)
+    assert next(r for r in rows if r.startswith("| SeCo")).endswith("| – | – | 46.7 |")
+    voc = table1_markdown(table1(m, 74.6), "note").splitlines()[0]
+    assert voc.endswith("| val | test |") and "COCO" not in voc

@@ -58,7 +58,7 @@ def test_forward_backward_non_square(name):
 
 def test_sdpa_and_explicit_attention_agree():
     torch.manual_seed(0)
-    model = create_model("conformer_mini").eval()
+    model = create_model("conformer_mini", num_classes=21).eval()
     x = torch.randn(1, 3, 48, 80)
     a, b = model(x, need_attn=False), model(x, need_attn=True)
     assert torch.allclose(a["cam"], b["cam"], rtol=1e-4, atol=1e-3)
@@ -70,7 +70,7 @@ def test_sdpa_and_explicit_attention_agree():
 
 def test_rejects_bad_sizes():
     with pytest.raises(ValueError, match="multiples of 16"):
-        create_model("conformer_mini")(torch.randn(1, 3, 40, 48))
+        create_model("conformer_mini", num_classes=21)(torch.randn(1, 3, 40, 48))
 
 
 def test_load_pretrained_official_format(tmp_path):
@@ -86,7 +86,7 @@ def test_load_pretrained_official_format(tmp_path):
 
 
 def test_load_pretrained_names_bad_keys(tmp_path):
-    sd = create_model("conformer_mini").state_dict()
+    sd = create_model("conformer_mini", num_classes=21).state_dict()
     sd["surprise.weight"] = torch.zeros(1)
     del sd["trans_1.attn.qkv.weight"]
     path = tmp_path / "bad.pth"
@@ -94,7 +94,7 @@ def test_load_pretrained_names_bad_keys(tmp_path):
     with pytest.raises(
         CheckpointError, match=r"missing keys \['trans_1.attn.qkv.weight'\].*unexpected keys \['surprise.weight'\]"
     ):
-        load_pretrained(create_model("conformer_mini"), path)
+        load_pretrained(create_model("conformer_mini", num_classes=21), path)
 
 
 class Payload:
@@ -116,7 +116,7 @@ def test_pickle_payload_refused(tmp_path):
 def test_block_by_block_equals_stacked_attention():
     """eq. 3-4 accumulated block by block equals TransCAM's stack -> mean over heads -> sum."""
     torch.manual_seed(0)
-    model = create_model("conformer_mini").eval()
+    model = create_model("conformer_mini", num_classes=21).eval()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         a = model(x, need_attn=True)["attn"]
@@ -221,7 +221,7 @@ def test_resnet38_seg_mini_forward_backward():
     from bao.models.deeplab import build_deeplab
 
     cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
-    net = build_deeplab(cfg)
+    net = build_deeplab(cfg, 21)
     y = net(torch.randn(2, 3, 64, 80))
     assert y.shape == (2, 21, 8, 10)
     y.mean().backward()
@@ -237,14 +237,14 @@ def test_resnet38_seg_keys_are_mctformers():
     from bao.models.resnet38 import ResNet38Seg
 
     with torch.device("meta"):
-        net = ResNet38Seg("resnet38d")
+        net = ResNet38Seg("resnet38d", 21)
     sd = net.state_dict()
     assert tuple(sd["fc8_seg_conv1.weight"].shape) == (512, 4096, 3, 3)
     assert tuple(sd["fc8_seg_conv2.weight"].shape) == (21, 512, 3, 3)
     assert tuple(sd["conv1a.weight"].shape) == (64, 3, 3, 3) and tuple(sd["bn7.weight"].shape) == (4096,)
     assert net.fc8_seg_conv1.dilation == (12, 12)
     with pytest.raises(ValueError, match="deeplab.backbone"):
-        ResNet38Seg("resnet101_msra")
+        ResNet38Seg("resnet101_msra", 21)
 
 
 def test_resnet38_seg_starts_from_imagenet_resnet38(tmp_path):
@@ -259,11 +259,11 @@ def test_resnet38_seg_starts_from_imagenet_resnet38(tmp_path):
     imagenet = ResNet38d(8).state_dict()
     torch.save(imagenet, tmp_path / "r38.pth")
     cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
-    net = build_deeplab(cfg, imagenet=tmp_path / "r38.pth")
+    net = build_deeplab(cfg, 21, imagenet=tmp_path / "r38.pth")
     assert all(torch.equal(net.state_dict()[k], v) for k, v in imagenet.items())
     torch.save({"conv1a.weight": imagenet["conv1a.weight"]}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="deeplab.backbone"):
-        build_deeplab(cfg, imagenet=tmp_path / "bad.pth")
+        build_deeplab(cfg, 21, imagenet=tmp_path / "bad.pth")
 
 
 def test_resnet38_seg_starts_from_psas_voc_classifier(tmp_path):
@@ -279,13 +279,13 @@ def test_resnet38_seg_starts_from_psas_voc_classifier(tmp_path):
     cls["fc8.weight"] = torch.randn(20, 4096 // 8, 1, 1)
     torch.save(cls, tmp_path / "res38_cls.pth")
     cfg = SimpleNamespace(arch="resnet38_seg", backbone="resnet38d_mini", output_stride=8)
-    net = build_deeplab(cfg, imagenet=tmp_path / "res38_cls.pth")
+    net = build_deeplab(cfg, 21, imagenet=tmp_path / "res38_cls.pth")
     assert all(torch.equal(net.state_dict()[k], v) for k, v in cls.items() if k != "fc8.weight")
     assert "fc8.weight" not in net.state_dict()
     cls["fc9.weight"] = torch.zeros(1)
     torch.save(cls, tmp_path / "stray.pth")
     with pytest.raises(CheckpointError, match="unexpected"):
-        build_deeplab(cfg, imagenet=tmp_path / "stray.pth")
+        build_deeplab(cfg, 21, imagenet=tmp_path / "stray.pth")
 
 
 def test_seg_crops_one_scale_per_batch():
@@ -310,3 +310,36 @@ class SimpleDS:
 
     def __len__(self):
         return len(self.ids)
+
+
+@pytest.mark.parametrize("n", [3, 81])
+def test_every_network_at_another_label_space(n):
+    """Every network takes its size from the label space (n classes, background included): TransCAM's
+    Conformer, BAO's online net (both heads), SeCo's, resnet38_seg and DeepLab, forward and backward."""
+    from types import SimpleNamespace
+
+    from bao.method.bao import BAONet
+    from bao.method.transcam import cls_loss
+    from bao.models.deeplab import build_deeplab
+    from bao.models.seco_net import SeCoNet
+
+    x, y = torch.randn(2, 3, 64, 64), torch.zeros(2, n - 1)
+    y[0, 0] = y[1, n - 2] = 1
+    conformer = create_model("conformer_mini", num_classes=n)
+    out = conformer(x)
+    assert out["logits_conv"].shape == out["logits_trans"].shape == (2, n) and out["cam"].shape[:2] == (2, n)
+    cls_loss(out, y).backward()
+    for head in ("classifier_x", "amn_aspp"):
+        bao = BAONet(create_model("conformer_mini", num_classes=n), head=head, aspp_rates=[1, 2, 3, 4])
+        out = bao(x, y)
+        assert out["am"].shape[:2] == (2, n) and bao.label_enc.in_features == n - 1
+        out["am"].float().mean().backward()
+    seco = SeCoNet("vit_mini", n, queue_size=24, aspp_rates=(1, 2))
+    cls, seg, _, cls_aux = seco(x)
+    assert cls.shape == cls_aux.shape == (2, n - 1) and seg.shape[:2] == (2, n)
+    (cls.sum() + seg.mean()).backward()
+    for arch, backbone in (("resnet38_seg", "resnet38d_mini"), ("deeplabv2", "resnet10t")):
+        net = build_deeplab(SimpleNamespace(arch=arch, backbone=backbone, output_stride=8, aspp_rates=None), n)
+        seg = net(x)
+        assert seg.shape[:2] == (2, n)
+        seg.mean().backward()

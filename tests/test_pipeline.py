@@ -248,6 +248,44 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     table = sh(f"{sys.executable} -m {cmd}", project, COLUMNS="120")  # queued runs add State/Executor
     assert "…" not in table and max(map(len, table.splitlines())) <= 120, table
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
+    # base.gpus: each training stage launches its ranks itself (two gloo processes here), inside the
+    # stage DVC runs; rank 0 writes what one process writes, and DVC records it as any run
+    trained = {"train_transcam", "train_affinity", "train_seco", *bao_training}
+    trained |= {f"train_deeplab@{s}" for s in ("bao", "transcam")}
+    written = {
+        f: sorted(p.relative_to(project).as_posix() for p in (project / f).rglob("*")) for f in ("models", "metrics")
+    }
+    out = sh(f"{sys.executable} -m dvc exp run -S base.gpus=2", project)
+    assert set(re.findall(r"\[([a-z_@+]+)\] done in [0-9.]+s \(2 processes\)", out)) == trained, out[-3000:]
+    assert {f: sorted(p.relative_to(project).as_posix() for p in (project / f).rglob("*")) for f in written} == written
+    assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
+    # another label space: a VOC-layout folder of 4 classes with names of its own (its classes.txt) runs
+    # to Table 1, and every per-class record is named by those classes
+    other = tmp_path / "cells"
+    names = ["background", "nucleus", "membrane", "vesicle", "debris"]
+    sh(
+        f"{sys.executable} -m scripts.other_voc {other} --train 8 --val 4 --aug 8 --min-side 64 --max-side 96 "
+        f"--classes {','.join(names[1:])}",
+        project,
+    )
+    sh(f"{dvc} exp run -S base.gpus=auto -S data.source=folder -S data.folder={other}/VOCdevkit", project)
+    assert json.loads((m / "data.json").read_text())["classes"] == names
+    per_class = 0
+    for f in (m / "details").glob("*.json"):
+        stack = [json.loads(f.read_text())]
+        while stack:
+            d = stack.pop()
+            if isinstance(d, dict):
+                if isinstance(d.get("iou"), dict):
+                    assert list(d["iou"]) == names, f
+                    per_class += 1
+                stack += list(d.values())
+    assert per_class >= 5
+    assert (m / "segmentation_iou.csv").read_text().split()[1:] and all(
+        line.split(",")[0] in names for line in (m / "segmentation_iou.csv").read_text().split()[1:]
+    )
+    assert "| BAO | CRF |" in (m / "table1.md").read_text()
+    assert "up to date" in sh(f"{dvc} status", project)
 
 
 def test_fresh_clone_does_not_retrain_pretrain(tmp_path):

@@ -251,8 +251,20 @@ def test_prepare_folder_errors_name_the_file(mini_root, tmp_path):
     voc = _voc_folder(mini_root, tmp_path / "src")
     png = voc / "SegmentationClass" / f"{read_split(voc, 'val')[0]}.png"
     Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(png)
-    with pytest.raises(DataError, match=rf"{png.name}: colour \[7, 7, 7\] is not a VOC class colour"):
+    with pytest.raises(DataError, match=rf"{png.name}: colour \[7, 7, 7\] is not the VOC colour map's colour of one"):
         prepare_folder(tmp_path / "src", tmp_path / "out")
+    # in a label space of 3 classes, VOC's colour of class 3 (olive) is not a class colour
+    from bao.core.classes import LabelSpace
+    from bao.core.io import voc_palette
+
+    olive = list(np.array(voc_palette(), np.uint8).reshape(256, 3)[3])
+    Image.fromarray(np.tile(np.array(olive, np.uint8), (8, 8, 1))).save(png)
+    with pytest.raises(
+        DataError, match=rf"colour \[{olive[0]}, {olive[1]}, {olive[2]}\] is not .* one of the 3 classes"
+    ):
+        prepare_folder(tmp_path / "src", tmp_path / "out3", LabelSpace(("background", "cell", "wall")))
+    prepare_folder(tmp_path / "src", tmp_path / "out1")  # VOC's 21: class 3
+    assert (load_label_png(tmp_path / "out1" / "SegmentationClass" / png.name) == 3).all()
     (voc / "ImageSets" / "Segmentation" / "val.txt").unlink()
     with pytest.raises(DataError, match="val.txt: required"):
         prepare_folder(tmp_path / "src", tmp_path / "out2")
@@ -310,6 +322,8 @@ def test_bad_files_named_in_the_users_folder(mini_root, tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads((work / "metrics" / "data.json").read_text())
     assert data["skipped"] == 2 and all(str(voc) in m for m in data["skipped_files"].values())
+    shown = [line for line in r.stdout.splitlines() if line.startswith("skipped (")]  # on the console too
+    assert {line.split("skip): ", 1)[1] for line in shown} == set(data["skipped_files"].values()), r.stdout  # per split
     assert train[0] not in read_split(work / "data" / "VOC2012", "train")
 
 
@@ -342,3 +356,29 @@ def test_offline_files_lists_every_download_of_the_paper_setting(tmp_path):
     assert here["benchmark.tgz"] == "present, 1 bytes" and here["res38_cls.pth"] == "missing"
     (folder / "source.json").write_text(json.dumps({"deeplab.pretrained": p["deeplab"]["pretrained"]}))
     assert {r["file"].split(":")[0]: r["here"] for r in rows(p, tmp_path)}["res38_cls.pth"] == "staged, 2 bytes"
+
+
+def test_a_class_no_image_shows_fails_prepare_data(tmp_path):
+    """data.classes naming more classes than the generated images show: prepare_data fails naming them
+    (and the parameter), before any training stage runs."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["mini"].update(num_train=2, num_val=2, num_test=0, num_aug=0, min_side=64, max_side=64)
+    params["data"]["classes"] = ["background", *(f"c{i}" for i in range(1, 31))]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    r = subprocess.run(
+        [sys.executable, "-m", "stages.prepare_data"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "no image shows" in r.stderr and "data.classes" in r.stderr
+    assert r.stderr.count(" (") >= 22  # 4 images of 1-2 classes show at most 8 of the 30

@@ -270,7 +270,7 @@ def test_seco_net_trains_a_step_with_every_loss():
     assert net.encoder.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.encoder_k.parameters())  # the momentum encoder takes no gradient
     with pytest.raises(ValueError, match="ctc_dim"):
-        SeCoNet("vit_mini", ctc_dim=16)
+        SeCoNet("vit_mini", 21, ctc_dim=16)
     assert sum(len(g) for g in net.param_groups()) == sum(1 for p in net.parameters() if p.requires_grad)
     # vit.py l.238: the position embedding is frozen
     assert net.encoder.vit.pos_embed.grad is None and not net.encoder.vit.pos_embed.requires_grad

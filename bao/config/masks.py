@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Optional
+from typing import ClassVar, Optional
 
 from bao.config.choices import CRF_ABSENT, CRF_UNARIES
 from bao.core.errors import ParamsError
@@ -38,16 +38,11 @@ class LabelCrf(Crf):
         super().check(p)
         if not 0 < self.gt_prob < 1:
             raise ParamsError(f"{p}.gt_prob: must be in (0, 1), got {self.gt_prob}")
-        if self.n_labels is not None and self.n_labels < 21:
-            raise ParamsError(f"{p}.n_labels: must be null or >= 21 (every VOC class), got {self.n_labels}")
+        if self.n_labels is not None and self.n_labels < 2:  # >= the label space's size: check_params
+            raise ParamsError(f"{p}.n_labels: must be null or >= 2, got {self.n_labels}")
 
 
 @dataclass
 class Masks(Section):
     KEY: ClassVar[str] = "masks"
-    workers: int | Literal["auto"]
     crf: LabelCrf
-
-    def check(self, p):
-        if self.workers != "auto":
-            positive(f"{p}.workers", self.workers)

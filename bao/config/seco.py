@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 from bao.config.archs import SECO_VITS
-from bao.config.choices import ENERGY_KERNELS
+from bao.config.choices import ENERGY_KERNELS, SECO_SEG_SIZES
 from bao.config.masks import Crf
 from bao.core.errors import ParamsError
 from bao.core.params import Section, check_rates, choice, positive
@@ -41,6 +41,7 @@ class Seco(Section):
     lil_lig_after: int
     seg_after: int
     cam2mask: int
+    seg_mask_source: Optional[int]
     batch_size: int
     lr: float
     warmup_ratio: float
@@ -75,6 +76,7 @@ class Seco(Section):
     seed_scales: list[float]
     mask_scales: list[float]
     seg_scales: list[float]
+    seg_size: choice(SECO_SEG_SIZES)
     crf: Crf
 
     def check(self, p):
@@ -121,6 +123,8 @@ class Seco(Section):
                 f"{p}.crop_size/local_crop_size: must be multiples of the patch size {patch}, "
                 f"got {self.crop_size}/{self.local_crop_size}"
             )
+        if self.seg_mask_source is not None:
+            positive(f"{p}.seg_mask_source", self.seg_mask_source, allow_zero=True)
         if self.local_crop_size > self.crop_size:
             raise ParamsError(f"{p}.local_crop_size: larger than crop_size {self.crop_size}")
         if self.ncrops < 3:

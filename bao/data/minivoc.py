@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from bao.data.voc import NUM_CLASSES, split_path
+from bao.core.classes import VOC, LabelSpace, write_label_space
 from bao.core.io import save_label_png
+from bao.data.voc import split_path
 
 # class -> typical background texture (the co-occurrence bias), and how often it is used
 TYPICAL_BG = {4: "water", 1: "sky", 3: "sky", 10: "grass", 13: "grass", 17: "grass", 19: "rails"}
@@ -34,12 +35,12 @@ BAND = 3  # width of the 255 boundary band in SegmentationClass
 BODY_TINT = 0.3  # how much of a body's colour is its class's tint (the rest: its group's texture)
 
 
-def _class_colours(rng: np.random.Generator) -> np.ndarray:
-    """Head colours (outer, inner) per class: 20 saturated hues 18 degrees apart, and a black or
-    white inner mark. (mini-VOC therefore trains without hue jitter: see params.yaml.)"""
-    out = np.zeros((NUM_CLASSES, 3, 3))
-    for c in range(1, NUM_CLASSES):
-        out[c, 0] = _hsv((c - 1) / 20, 0.95, 0.95)
+def _class_colours(rng: np.random.Generator, n_classes: int = VOC.n) -> np.ndarray:
+    """Head colours (outer, inner) per class: saturated hues evenly apart (VOC's 20: 18 degrees), and
+    a black or white inner mark. (mini-VOC therefore trains without hue jitter: see params.yaml.)"""
+    out = np.zeros((n_classes, 3, 3))
+    for c in range(1, n_classes):
+        out[c, 0] = _hsv((c - 1) / (n_classes - 1), 0.95, 0.95)
         out[c, 1] = _hsv(0.0, 0.0, 0.05 if c % 2 else 1.0)
         out[c, 2] = _hsv(((c - 1) % 5) / 5 + 0.1 * ((c - 1) // 5), 0.8, 0.8)  # body tint, 72 deg apart in a group
     return out * 255
@@ -161,7 +162,7 @@ def render_image(rng: np.random.Generator, h: int, w: int, classes: list[int], c
     for c in objs:  # 1-3 objects; later ones occlude earlier ones
         body, geom = _object_masks(rng, h, w)
         head, inner = _head((c - 1) % 5, geom)
-        group = (c - 1) // 5
+        group = (c - 1) // 5 % len(GROUP_TEXTURES)
         # the body is weaker evidence than the head: the group's texture, faintly tinted per class
         tex = _body_texture(rng, h, w, group, 0.0)
         img[body] = ((1 - BODY_TINT) * tex + BODY_TINT * colours[c, 2])[body]
@@ -182,13 +183,14 @@ def boundary_band(label: np.ndarray, width: int = BAND) -> np.ndarray:
 
 
 def generate(root: str | Path, num_train: int, num_val: int, num_test: int, num_aug: int,
-             min_side: int, max_side: int, seed: int = 0) -> dict[str, list[str]]:
-    """Write mini-VOC under ``root`` (a VOC2012 folder). Deterministic in ``seed``."""
+             min_side: int, max_side: int, seed: int = 0, space: LabelSpace = VOC) -> dict[str, list[str]]:
+    """Write mini-VOC under ``root`` (a VOC2012 folder). Deterministic in ``seed``. ``space``: the label
+    space (VOC's 20 classes by default; another is written to ``classes.txt``), a class per hue."""
     from bao.data.prepare import compute_train_aug, write_split
 
     root = Path(root)
     rng = np.random.default_rng(seed)
-    colours = _class_colours(rng)
+    colours = _class_colours(rng, space.n)
     for d in ("JPEGImages", "SegmentationClass", "SegmentationClassAug"):
         (root / d).mkdir(parents=True, exist_ok=True)
     counts = {"train": num_train, "val": num_val, "test": num_test, "aug": num_aug}
@@ -199,8 +201,8 @@ def generate(root: str | Path, num_train: int, num_val: int, num_test: int, num_
             n += 1
             image_id = f"mini_{n:05d}"
             h, w = (int(v) for v in rng.integers(min_side, max_side + 1, 2))
-            k = 1 if rng.random() < 0.6 else 2
-            classes = sorted(int(c) for c in rng.choice(np.arange(1, NUM_CLASSES), k, replace=False))
+            k = 1 if rng.random() < 0.6 or space.n_fg < 2 else 2
+            classes = sorted(int(c) for c in rng.choice(np.arange(1, space.n), k, replace=False))
             img, label = render_image(rng, h, w, classes, colours)
             Image.fromarray(img).save(root / "JPEGImages" / f"{image_id}.jpg", quality=90)
             if split in ("train", "val"):
@@ -219,4 +221,6 @@ def generate(root: str | Path, num_train: int, num_val: int, num_test: int, num_
     for name, ids in lists.items():
         if ids or name != "test":
             write_split(split_path(root, name), ids)
+    if space != VOC:
+        write_label_space(root, space)
     return lists

@@ -10,16 +10,19 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import stat
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bao.core.errors import DataError, DownloadError
+from bao.core.classes import CLASSES_FILE, VOC, LabelSpace, check_names, read_label_space
+from bao.core.errors import DataError, DownloadError, ParamsError
 from bao.data.voc import VOCDataset, build_label_file, classes_in, read_split, split_path
 from bao.core.io import md5sum, atomic_file, save_label_png, voc_palette
 
@@ -113,8 +116,29 @@ def _normalise(parts):
     return tuple(out) or (".",)
 
 
+def check_zip_members(zf: zipfile.ZipFile, archive: Path) -> None:
+    """A zip's members as ``check_members`` checks a tar's: no absolute paths, '..' or links."""
+    for info in zf.infolist():
+        p = PurePosixPath(info.filename)
+        if p.is_absolute() or ".." in p.parts or ":" in info.filename.split("/")[0]:
+            raise DataError(f"{archive}: unsafe member path {info.filename!r} refused")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(f"{archive}: link {info.filename!r} refused")
+
+
 def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract into ``dest`` after checking every member; a refused archive extracts nothing."""
+    """Extract a tar or zip into ``dest`` after checking every member; a refused archive extracts
+    nothing."""
+    if zipfile.is_zipfile(archive):
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                check_zip_members(zf, archive)
+                dest.mkdir(parents=True, exist_ok=True)
+                zf.extractall(dest)
+        except (zipfile.BadZipFile, OSError) as e:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise DataError(f"{archive}: cannot extract: {e}") from None
+        return dest
     try:
         with tarfile.open(archive) as tar:
             check_members(tar, archive)
@@ -194,7 +218,7 @@ def find_voc_root(src: Path) -> Path:
     raise DataError(f"{src}: no JPEGImages/ here, in VOC2012/ or in VOCdevkit/VOC2012/ (data.folder)")
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
     """Hard link when the file system allows (no copy of a large dataset), else copy. Only files
     the pipeline never rewrites are linked (images, masks), so the source folder is never modified."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -204,16 +228,19 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _colour_to_index(path: Path, rgb: np.ndarray) -> np.ndarray:
-    """An RGB mask drawn in the VOC colour map -> class indices; other colours raise DataError."""
+def _colour_to_index(path: Path, rgb: np.ndarray, n: int) -> np.ndarray:
+    """An RGB mask drawn in the VOC colour map -> class indices 0..n-1 (n: the label space's size) or
+    255; other colours raise DataError."""
     pal = np.array(voc_palette(), dtype=np.int64).reshape(256, 3)
-    lut = {int(c): i for i, c in enumerate(pal[:, 0] << 16 | pal[:, 1] << 8 | pal[:, 2]) if i < 21 or i == 255}
+    lut = {int(c): i for i, c in enumerate(pal[:, 0] << 16 | pal[:, 1] << 8 | pal[:, 2]) if i < n or i == 255}
     codes = rgb[..., 0].astype(np.int64) << 16 | rgb[..., 1].astype(np.int64) << 8 | rgb[..., 2]
     out = np.zeros(codes.shape, np.uint8)
     for code in np.unique(codes):
         if int(code) not in lut:
             colour = [(int(code) >> k) & 255 for k in (16, 8, 0)]
-            raise DataError(f"{path}: colour {colour} is not a VOC class colour; {BAD_FILE_FIX}")
+            raise DataError(
+                f"{path}: colour {colour} is not the VOC colour map's colour of one of the {n} classes; {BAD_FILE_FIX}"
+            )
         out[codes == code] = lut[int(code)]
     return out
 
@@ -230,7 +257,43 @@ def check_folder(src: Path) -> Path:
     return voc
 
 
-def prepare_folder(src: Path, root: Path) -> dict:
+def label_space_of(data) -> LabelSpace:
+    """The label space the ``data`` params give: ``data.classes``, else data.folder's ``classes.txt``,
+    else VOC's; both given and different is an error naming both."""
+    if data.source == "coco":
+        from bao.data.coco import COCO
+
+        return COCO
+    on_disk = None
+    if data.source == "folder":
+        voc = check_folder(Path(data.folder))
+        if (voc / CLASSES_FILE).exists():
+            on_disk = read_label_space(voc)
+    if data.classes is None:
+        return on_disk or VOC
+    try:
+        space = LabelSpace(check_names(data.classes, "data.classes"))
+    except ValueError as e:
+        raise ParamsError(str(e)) from None
+    if on_disk is not None and on_disk != space:
+        raise ParamsError(
+            f"data.classes: {list(space.names)} differs from {voc / CLASSES_FILE} {list(on_disk.names)}; "
+            "set data.classes: null to use the folder's"
+        )
+    return space
+
+
+def folder_train_aug(voc: Path) -> list[str]:
+    """The ids of a VOC-format folder's train_aug: its list, or (SegmentationClassAug ids ∪ train) − val,
+    or train alone when there are no extra masks."""
+    if split_path(voc, "train_aug").exists():
+        return read_split(voc, "train_aug")
+    aug_dir = voc / "SegmentationClassAug"
+    extra = sorted(p.stem for p in aug_dir.glob("*.png")) if aug_dir.is_dir() else []
+    return compute_train_aug(extra, read_split(voc, "train"), read_split(voc, "val"))
+
+
+def prepare_folder(src: Path, root: Path, space: LabelSpace = VOC) -> dict:
     """An existing VOC-format dataset -> ``root`` (data.source: folder).
 
     Needs ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` and ``ImageSets/Segmentation/{train,val}.txt``;
@@ -242,16 +305,13 @@ def prepare_folder(src: Path, root: Path) -> dict:
     voc = check_folder(src)
     splits = {s: read_split(voc, s) for s in ("train", "val", "trainval", "test", "train_aug")
               if split_path(voc, s).exists()}
-    if "train_aug" not in splits:
-        aug_dir = voc / "SegmentationClassAug"
-        extra = sorted(p.stem for p in aug_dir.glob("*.png")) if aug_dir.is_dir() else []
-        splits["train_aug"] = compute_train_aug(extra, splits["train"], splits["val"])
+    splits["train_aug"] = folder_train_aug(voc)
     ids = sorted({i for lst in splits.values() for i in lst})
     converted = 0
     for image_id in tqdm(ids, desc=f"copy {voc}", leave=False):
         jpg = voc / "JPEGImages" / f"{image_id}.jpg"
         if jpg.exists():
-            _link_or_copy(jpg, root / "JPEGImages" / jpg.name)
+            link_or_copy(jpg, root / "JPEGImages" / jpg.name)
         for d in MASK_DIRS:
             png = voc / d / f"{image_id}.png"
             if not png.exists():
@@ -263,9 +323,9 @@ def prepare_folder(src: Path, root: Path) -> dict:
             except Exception as e:
                 raise DataError(f"{png}: cannot read label PNG: {e}; {BAD_FILE_FIX}") from None
             if rgb is None:
-                _link_or_copy(png, root / d / png.name)
+                link_or_copy(png, root / d / png.name)
             else:
-                save_label_png(root / d / png.name, _colour_to_index(png, rgb))
+                save_label_png(root / d / png.name, _colour_to_index(png, rgb, space.n))
                 converted += 1
     for s, lst in splits.items():
         write_split(split_path(root, s), lst)
@@ -275,12 +335,15 @@ def prepare_folder(src: Path, root: Path) -> dict:
 BAD_FILE_FIX = "re-export that file, or run with -S base.bad_input=skip to drop and count such files"
 
 
-def validate(root: Path, splits: list[str], policy: str, source: Path | None = None) -> dict:
+def validate(
+    root: Path, splits: list[str], policy: str, source: Path | None = None, labels_from_masks: bool = True
+) -> dict:
     """Check every listed file; with policy 'skip', drop bad ids from the split lists and count them.
 
-    Checks: image present and decodable RGB; mask values in 0-20/255; mask size = image size;
+    Checks: image present and decodable RGB; mask values in the label space (0..n-1) or 255; mask size = image size;
     at least one foreground class in a training image. ``source``: the user's folder the files of
     ``root`` came from (data.folder's VOC root): errors name the file there, with the way out.
+    ``labels_from_masks``: derive the image-level labels from the masks (else ``root`` has them).
     """
     report = {"skipped": {}, "counts": {}}
     for split in splits:
@@ -293,7 +356,7 @@ def validate(root: Path, splits: list[str], policy: str, source: Path | None = N
                 img = ds.load_image(image_id)
                 if ds.masks is not None:
                     mask = ds.load_mask(image_id, img.shape[:2])
-                    if split == "train_aug" and not classes_in(mask):
+                    if split == "train_aug" and not classes_in(mask, ds.space.n):
                         raise DataError(f"{ds.mask_path(image_id)}: no foreground class in a training image")
                 keep.append(image_id)
             except DataError as e:
@@ -301,11 +364,13 @@ def validate(root: Path, splits: list[str], policy: str, source: Path | None = N
                 if policy == "error":
                     raise DataError(f"{msg}; {BAD_FILE_FIX}") from None
                 report["skipped"][image_id] = msg
+                tqdm.write(f"skipped ({split}, base.bad_input: skip): {msg}")
         if not keep:
             raise DataError(f"{split_path(root, split)}: no usable image in split '{split}'")
         if len(keep) != len(ds.ids):
             write_split(split_path(root, split), keep)
         report["counts"][split] = len(keep)
-    build_label_file(root)
+    if labels_from_masks:
+        build_label_file(root)
     return report
 

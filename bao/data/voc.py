@@ -7,6 +7,7 @@ The same class reads the real devkit and the generated mini-VOC, which share the
     <root>/SegmentationClassAug/<id>.png   SBD-derived masks (train_aug images)
     <root>/ImageSets/Segmentation/{train,val,trainval,test,train_aug}.txt
     <root>/cls_labels.json                 image-level labels, derived once from the masks
+    <root>/classes.txt                     the label space (bao.core.classes; VOC's when absent)
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bao.core.classes import IGNORE, NUM_CLASSES, NUM_FG
+from bao.core.classes import IGNORE, read_label_space
 from bao.core.errors import DataError
 from bao.core.io import load_label_png, write_json
 
@@ -37,38 +38,62 @@ def read_split(root: str | Path, split: str) -> list[str]:
     return ids
 
 
+PHOTO_MODES = ("L", "CMYK")  # JPEG photographs read as RGB: grey (its value in the 3 channels) and CMYK
+
+
 def load_image(path: Path) -> np.ndarray:
-    """RGB uint8 HxWx3; corrupt, truncated and non-RGB files raise DataError naming the file."""
+    """RGB uint8 HxWx3; corrupt and truncated files, and modes other than RGB and ``PHOTO_MODES``
+    (COCO 2014 has grey and CMYK photographs; SeCo's reader stacks a grey one), raise DataError naming
+    the file."""
     if not path.exists():
         raise DataError(f"{path}: image listed in the split but not found")
     try:
         with Image.open(path) as img:
             mode = img.mode
             img.load()
-            arr = np.asarray(img)
+            arr = np.asarray(img.convert("RGB") if mode in PHOTO_MODES else img)
     except Exception as e:
         raise DataError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from None
-    if mode != "RGB":
-        raise DataError(f"{path}: image mode is {mode}, expected RGB")
+    if mode != "RGB" and mode not in PHOTO_MODES:
+        raise DataError(f"{path}: image mode is {mode}, expected RGB (or a grey or CMYK photograph)")
     return arr
 
 
-def check_mask(path: Path, mask: np.ndarray, image_hw: tuple[int, int] | None) -> None:
-    bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(NUM_CLASSES), IGNORE])
+def check_mask(path: Path, mask: np.ndarray, image_hw: tuple[int, int] | None, n_classes: int) -> None:
+    bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(n_classes), IGNORE])
     if bad.size:
-        raise DataError(f"{path}: label values {bad.tolist()} outside 0-{NUM_CLASSES - 1} and {IGNORE}")
+        raise DataError(
+            f"{path}: label values {bad.tolist()} outside 0-{n_classes - 1} and {IGNORE} "
+            f"(the label space has {n_classes} classes: data.classes)"
+        )
     if image_hw is not None and tuple(mask.shape) != tuple(image_hw):
         raise DataError(f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} != image size "
                         f"{image_hw[1]}x{image_hw[0]}")
 
 
-def classes_in(mask: np.ndarray) -> list[int]:
+def mask_palette(root: str | Path) -> np.ndarray:
+    """(256, 3) uint8 class colours: the palette of the dataset's masks (the first palette PNG of
+    ``SegmentationClass``), or VOC's colour map when they have none."""
+    from bao.core.io import voc_palette
+
+    folder = Path(root) / "SegmentationClass"
+    for png in sorted(folder.glob("*.png")) if folder.is_dir() else ():
+        with Image.open(png) as img:
+            pal = img.getpalette() if img.mode == "P" else None
+        if pal:
+            pal = (pal + [0] * 768)[:768]
+            return np.array(pal, np.uint8).reshape(256, 3)
+        break
+    return np.array(voc_palette(), np.uint8).reshape(256, 3)
+
+
+def classes_in(mask: np.ndarray, n_classes: int) -> list[int]:
     """Foreground classes present in a mask (0 and 255 do not count)."""
-    return [int(c) for c in np.unique(mask) if 0 < c < NUM_CLASSES]
+    return [int(c) for c in np.unique(mask) if 0 < c < n_classes]
 
 
 class VOCDataset:
-    """Image, mask and 20-class multi-hot label of every id in a split.
+    """Image, mask and multi-hot foreground label (``space.n_fg`` long) of every id in a split.
 
     masks: ``"gt"`` reads SegmentationClass (evaluation), ``"aug"`` prefers SegmentationClassAug and
     falls back to SegmentationClass, ``None`` reads no mask (test images).
@@ -79,6 +104,7 @@ class VOCDataset:
         self.split = split
         self.masks = masks
         self.ids = list(ids) if ids is not None else read_split(root, split)
+        self.space = read_label_space(root)
         self._labels: dict[str, list[int]] | None = None
 
     def __len__(self) -> int:
@@ -108,7 +134,7 @@ class VOCDataset:
             mask = load_label_png(path)
         except ValueError as e:
             raise DataError(str(e)) from None
-        check_mask(path, mask, image_hw)
+        check_mask(path, mask, image_hw, self.space.n)
         return mask
 
     # image-level labels -------------------------------------------------------------------
@@ -122,10 +148,10 @@ class VOCDataset:
         return self._labels
 
     def label(self, image_id: str) -> np.ndarray:
-        """Multi-hot float32 vector over the 20 foreground classes (index c-1 for class c)."""
+        """Multi-hot float32 vector over the foreground classes (index c-1 for class c)."""
         if image_id not in self.labels:
             raise DataError(f"{self.root / LABELS_FILE}: no image-level label for '{image_id}'")
-        y = np.zeros(NUM_FG, dtype=np.float32)
+        y = np.zeros(self.space.n_fg, dtype=np.float32)
         for c in self.labels[image_id]:
             y[c - 1] = 1.0
         return y
@@ -143,6 +169,7 @@ class VOCDataset:
 def build_label_file(root: str | Path) -> dict[str, list[int]]:
     """Derive image-level labels from the masks (VOC ground truth first, then SBD) and cache them."""
     root = Path(root)
+    n = read_label_space(root).n
     labels = {}
     for folder in ("SegmentationClassAug", "SegmentationClass"):  # later wins: VOC GT preferred
         d = root / folder
@@ -150,7 +177,7 @@ def build_label_file(root: str | Path) -> dict[str, list[int]]:
             continue
         for png in sorted(d.glob("*.png")):
             try:
-                labels[png.stem] = classes_in(load_label_png(png))
+                labels[png.stem] = classes_in(load_label_png(png), n)
             except ValueError as e:
                 raise DataError(str(e)) from None
     write_json(root / LABELS_FILE, dict(sorted(labels.items())))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from bao.config.choices import EMA_AVERAGES, EMA_SPANS, HEADS
-from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.core.classes import IGNORE
 from bao.method.norms import max_norm
 from bao.method.transcam import refine
 from bao.models.aspp import ASPPv2
@@ -31,9 +31,9 @@ def _release_init(label_enc: nn.Linear, classifier: nn.Conv2d) -> None:
 class BAONet(nn.Module):
     """Conformer + TransCAM heads + a label-conditioned activation-map branch (docs/method.md §3.2).
 
-    The multi-hot label is embedded by ``nn.Linear(20, C)`` and multiplied channel-wise into the CNN
-    feature (``x * label_enc(y)``), a classifier maps it to S = 21 channels (background included), and
-    the map is refined by the network's own attention (eq. 5). ``head`` (``bao.head``):
+    The multi-hot label of the K foreground classes (VOC: 20) is embedded by ``nn.Linear(K, C)`` and
+    multiplied channel-wise into the CNN feature (``x * label_enc(y)``), a classifier maps it to S = K + 1
+    channels (background included), and the map is refined by the network's own attention (eq. 5). ``head`` (``bao.head``):
 
     * ``classifier_x`` (the release, i2mond/BAO network/conformer.py l.312, l.330, l.483-496): one 3x3
       conv, Kaiming fan-out; the label encoder truncated normal std 0.02;
@@ -45,7 +45,6 @@ class BAONet(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        num_classes: int = NUM_CLASSES,
         refine_am: bool = True,
         attn_identity: float = 0.0,
         head: str = "classifier_x",
@@ -61,7 +60,7 @@ class BAONet(nn.Module):
         # bao.pcl_grad (a diagnostic, set by train_bao): "head" stops L_pcl's gradient at the AM branch's
         # inputs (the CNN feature and A*), so the backbone learns from L_cls alone; "all" is the release
         self.pcl_grad = "all"
-        c = backbone.out_channels
+        c, num_classes = backbone.out_channels, backbone.num_classes  # the AM has the CAM's classes
         self.label_enc = nn.Linear(num_classes - 1, c)
         if head == "classifier_x":
             self.am_head = nn.Conv2d(c, num_classes, 3, padding=1)
@@ -77,7 +76,7 @@ class BAONet(nn.Module):
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> dict:
         """Adds to the backbone's outputs ``am_raw`` (the classifier's map), ``am`` (A* . am_raw, eq. 5),
-        ``cams`` (A* . CAM, all 21 channels), ``cam_refined`` (its 20 foreground channels) and
+        ``cams`` (A* . CAM, all K + 1 channels), ``cam_refined`` (its K foreground channels) and
         ``camsfg_ambg`` = [am[:, :1], cams[:, 1:]] (the release's seed map, conformer.py l.490-495)."""
         out = self.backbone(x, need_attn=True)
         feat, attn = out["feat"], out["attn"]
@@ -93,10 +92,11 @@ class BAONet(nn.Module):
         return out
 
 
-def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
-    """The online/target network of the configured model (``bao.head``, ``bao.refine_am``, ``cams.attn_identity``)."""
+def build_bao(params, num_classes: int, drop_path_rate: float = 0.0) -> BAONet:
+    """The online/target network of the configured model (``bao.head``, ``bao.refine_am``,
+    ``cams.attn_identity``) over ``num_classes`` classes, background included."""
     return BAONet(
-        create_model(params.model.arch, num_classes=NUM_CLASSES, drop_path_rate=drop_path_rate),
+        create_model(params.model.arch, num_classes=num_classes, drop_path_rate=drop_path_rate),
         refine_am=params.bao.refine_am,
         attn_identity=params.cams.attn_identity,
         head=params.bao.head,
@@ -105,7 +105,7 @@ def build_bao(params, drop_path_rate: float = 0.0) -> BAONet:
 
 
 def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Target scores [M_bg*, M_fg*] (B, 21, h, w) from the refined foreground CAM (docs/method.md eq. 6),
+    """Target scores [M_bg*, M_fg*] (B, K + 1, h, w) from the refined foreground CAM (docs/method.md eq. 6),
     as the release computes them (i2mond/BAO train_bao.py l.150-156): the CAM times the image label,
     ReLU, each channel divided by its spatial max + 1e-5, background = 1 - the max over classes.
     Absent classes score 0 and never win the argmax (background or a present class scores >= 0.5)."""
@@ -115,7 +115,7 @@ def eq6_scores(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tenso
 
 
 def pseudo_labels(cam_fg_refined: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """p_t = argmax of eq. 6's scores over the 21 channels: no threshold (train_bao.py l.156)."""
+    """p_t = argmax of eq. 6's scores over the K + 1 channels: no threshold (train_bao.py l.156)."""
     return eq6_scores(cam_fg_refined, label).argmax(dim=1)
 
 

@@ -7,20 +7,23 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.core.classes import CLASSES, IGNORE
+from bao.core.classes import IGNORE
 from bao.core.errors import DataError
 from bao.core.io import load_npz
 
 
 def load_cam(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, cams): foreground class indices (1..20) and their maps (K,H,W) float32."""
+    """(keys, cams): foreground class indices (1..) and their maps (K,H,W) float32; a dense ``.npy`` holds
+    every foreground class's map (VOC: 20), in order."""
     if path.suffix == ".npz":
         z = load_npz(path)
         return z["keys"].astype(np.int64), z["cams"].astype(np.float32)
     dense = np.load(path, allow_pickle=False).astype(np.float32)
-    if dense.ndim != 3 or dense.shape[0] != len(CLASSES) - 1:
-        raise DataError(f"{path}: expected a (20, H, W) foreground CAM array, got shape {dense.shape}")
-    return np.arange(1, len(CLASSES)), dense
+    if dense.ndim != 3 or dense.shape[0] < 1:
+        raise DataError(
+            f"{path}: expected a (K, H, W) array of the K foreground classes' CAMs, got shape {dense.shape}"
+        )
+    return np.arange(1, dense.shape[0] + 1), dense
 
 
 def cam_to_label(keys: np.ndarray, cams: np.ndarray, threshold: float) -> np.ndarray:

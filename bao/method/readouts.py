@@ -6,6 +6,7 @@ is its row in the seed ablation table, and the order of definition is the order 
 the curves' columns. Adding one is that function and its name in conf/config.yaml's ``seeds.combine``
 comment: the params schema, make_seeds, train_bao and the report read ``READOUTS``. This module
 imports torch only when a readout runs, so that the schema checks ``seeds.combine`` without it.
+K: the label space's foreground classes (VOC: 20).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Callable
 
-READOUTS: dict[str, Callable] = {}  # seeds.combine name -> readout(maps) -> (21, H, W) scores
+READOUTS: dict[str, Callable] = {}  # seeds.combine name -> readout(maps) -> (K + 1, H, W) scores
 
 
 def readout(name: str):
@@ -32,8 +33,8 @@ def describe(name: str) -> str:
 
 
 class Maps:
-    """What readouts read: the target's refined activation map (21, H, W) and refined foreground CAM
-    (20, H, W), each summed over ``passes`` inference passes, and the image label (20,); what several
+    """What readouts read: the target's refined activation map (K + 1, H, W) and refined foreground CAM
+    (K, H, W), each summed over ``passes`` inference passes, and the image label (K,); what several
     readouts share is computed once, on first use."""
 
     def __init__(self, am_sum, cam_sum, label, passes: int = 1):
@@ -41,7 +42,7 @@ class Maps:
 
     @cached_property
     def present(self):
-        """(21, 1, 1) bool: background and the image's classes."""
+        """(K + 1, 1, 1) bool: background and the image's classes."""
         import torch
 
         return torch.cat([self.label.new_ones(1, dtype=torch.bool), self.label > 0])[:, None, None].to(
@@ -81,7 +82,7 @@ def release_norm(x):
 
 
 def camsfg_ambg_scores(maps_sum, label):
-    """The release's seed scores (21, H, W): ``camsfg_ambg`` = [the refined AM's raw background logit,
+    """The release's seed scores (K + 1, H, W): ``camsfg_ambg`` = [the refined AM's raw background logit,
     the refined CAM's foreground] summed over the passes, times [1, label], then ``release_norm``; the
     seed is their argmax (infer_bao.py l.71-102). No softmax, no threshold."""
     import torch
@@ -145,7 +146,7 @@ def _am_bg(m: Maps):
 
 
 def seed_scores_by_rule(am_sum, cam_sum, label, combines, passes: int = 1) -> dict:
-    """Seed scores (21, H, W) of each readout in ``combines`` from one image's summed maps, what they
+    """Seed scores (K + 1, H, W) of each readout in ``combines`` from one image's summed maps, what they
     share computed once."""
     for c in combines:
         if c not in READOUTS:
@@ -160,7 +161,7 @@ def combine_seed_scores(am_sum, cam_sum, label, combine: str, passes: int = 1):
 
 
 def seed_labels(scores):
-    """The seed (H, W) uint8: argmax of (21, H, W) scores over the class axis, the first maximum on ties.
+    """The seed (H, W) uint8: argmax of (K + 1, H, W) scores over the class axis, the first maximum on ties.
     ``torch.max(dim).indices`` has argmax's tie rule and is several times faster than ``argmax(0)`` on
     a CPU, where a reduction over the outer axis is slow (bench/seed_argmax.py). Scores on a device are
     brought to the host."""

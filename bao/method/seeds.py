@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bao.core.classes import CLASSES, NUM_CLASSES
+from bao.core.classes import read_label_space
 from bao.data.voc import VOCDataset
 from bao.method.bao import BAONet, build_bao
 from bao.method.readouts import combine_seed_scores, seed_labels, seed_scores_by_rule
@@ -15,9 +15,9 @@ from bao.models.weights import load_trained
 from bao.scoring.metrics import ConfusionMatrix
 
 
-def load_target(params, folder, device) -> BAONet:
-    """A trained BAO target (or the amn online model) in eval mode."""
-    return load_trained(build_bao(params), folder, device)
+def load_target(params, folder, device, num_classes: int) -> BAONet:
+    """A trained BAO target (or the amn online model) over ``num_classes`` classes, in eval mode."""
+    return load_trained(build_bao(params, num_classes), folder, device)
 
 
 def passes(cams_cfg) -> int:
@@ -34,8 +34,9 @@ def _seed_fn(model, amp):
 
 
 def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp) -> tuple[torch.Tensor, torch.Tensor]:
-    """The target's refined activation map (21, H, W) and refined foreground CAM (20, H, W) of one
-    image, each summed over the passes (as TransCAM's and the release's inference), on the CPU."""
+    """The target's refined activation map (K, H, W) and refined foreground CAM (K - 1, H, W) of one
+    image (K classes, background included; ``label`` is K - 1 long), each summed over the passes (as
+    TransCAM's and the release's inference), on the CPU."""
     maps = multi_scale_many(
         _seed_fn(model, amp),
         [image],
@@ -45,11 +46,11 @@ def seed_maps(model, image: np.ndarray, label: np.ndarray, cams_cfg, device, amp
         cams_cfg.keep_aspect,
         device,
     )[0]
-    return maps[:NUM_CLASSES], maps[NUM_CLASSES:]
+    return maps[: len(label) + 1], maps[len(label) + 1 :]
 
 
 def seed_scores(model, image: np.ndarray, label: np.ndarray, cams_cfg, combine: str, device, amp) -> torch.Tensor:
-    """(21, H, W) seed scores of one image; the seed is their argmax."""
+    """(K, H, W) seed scores of one image; the seed is their argmax."""
     am, cam = seed_maps(model, image, label, cams_cfg, device, amp)
     return combine_seed_scores(am, cam, torch.from_numpy(label), combine, passes(cams_cfg))
 
@@ -60,7 +61,7 @@ def rule_confusions(
     """Per-rule confusion matrices of one image's seeds against its ground truth."""
     out = {}
     for c, scores in seed_scores_by_rule(am, cam, torch.from_numpy(label), rules, n_passes).items():
-        out[c] = ConfusionMatrix(NUM_CLASSES)
+        out[c] = ConfusionMatrix(am.shape[0])
         out[c].update(seed_labels(scores), gt)
     return out
 
@@ -72,16 +73,15 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
     was_training = model.training
     model.eval()
     ds = VOCDataset(root, split, masks="gt", ids=ids)
-    total = {c: ConfusionMatrix(NUM_CLASSES) for c in combines}
+    n = ds.space.n
+    total = {c: ConfusionMatrix(n) for c in combines}
     for group, images, labels in image_groups(ds):
         maps = multi_scale_many(
             _seed_fn(model, amp), images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device
         )
         for image_id, image, label, m in zip(group, images, labels.numpy(), maps):
             gt = ds.load_mask(image_id, image.shape[:2])
-            for c, cm in rule_confusions(
-                m[:NUM_CLASSES], m[NUM_CLASSES:], label, gt, combines, passes(cams_cfg)
-            ).items():
+            for c, cm in rule_confusions(m[:n], m[n:], label, gt, combines, passes(cams_cfg)).items():
                 total[c].merge(cm)
     model.train(was_training)
     return total
@@ -90,4 +90,5 @@ def seed_confusions(model, root, split: str, cams_cfg, combines, device, amp, id
 def seed_mious(model, root, split: str, cams_cfg, combines, device, amp, ids=None) -> dict[str, dict]:
     """``ConfusionMatrix.summary`` per rule (``seed_confusions``)."""
     cms = seed_confusions(model, root, split, cams_cfg, combines, device, amp, ids)
-    return {c: cm.summary(CLASSES) for c, cm in cms.items()}
+    names = read_label_space(root).names
+    return {c: cm.summary(names) for c, cm in cms.items()}

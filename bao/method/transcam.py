@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bao.core.classes import NUM_CLASSES
 from bao.core.image import host, to_tensor
 from bao.data.voc import VOCDataset
 from bao.method.norms import minmax_norm
@@ -162,7 +161,7 @@ def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, 
     model.eval()
     ds = VOCDataset(root, split, masks="gt")
     thresholds = [round(float(t), 6) for t in thresholds]
-    cms = [ConfusionMatrix(NUM_CLASSES) for _ in thresholds]
+    cms = [ConfusionMatrix(ds.space.n) for _ in thresholds]
     fn = transcam_batch_fn(model, amp, identity)
     for group, images, labels in image_groups(ds):
         maps = multi_scale_many(fn, images, labels, cams_cfg.scales, cams_cfg.flip, cams_cfg.keep_aspect, device)
@@ -170,5 +169,5 @@ def transcam_oracle(model, root, split: str, cams_cfg, thresholds, device, amp, 
             keys, norm = present_cams(cams, label)
             add_threshold_sweep(cms, thresholds, keys, norm.numpy(), ds.load_mask(image_id, image.shape[:2]))
     model.train(was_training)
-    res = sweep_result(cms, thresholds, split, len(ds))
+    res = sweep_result(cms, thresholds, split, len(ds), ds.space.names)
     return {"miou": res["miou"], "best_threshold": res["best_threshold"]}

@@ -167,7 +167,7 @@ class ConvTransBlock(nn.Module):
 class Conformer(nn.Module):
     """Conformer backbone + TransCAM heads. ``forward`` returns a dict (see ``forward``)."""
 
-    def __init__(self, num_classes=21, patch_size=16, stem_channels=64, base_channel=64, channel_ratio=4,
+    def __init__(self, num_classes, patch_size=16, stem_channels=64, base_channel=64, channel_ratio=4,
                  embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0, qkv_bias=True, drop_rate=0.0,
                  attn_drop_rate=0.0, drop_path_rate=0.1, last_stride=1):
         super().__init__()

@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bao.core.classes import NUM_CLASSES
 from bao.models.aspp import ASPPv2
 from bao.models.resnet38 import ResNet38Seg, load_resnet38_imagenet
 
@@ -106,8 +105,7 @@ def load_imagenet_backbone(model: "DeepLab", path) -> None:
 
 
 class DeepLab(nn.Module):
-    def __init__(self, arch="deeplabv2", backbone="resnet101_msra", num_classes=NUM_CLASSES, output_stride=8,
-                 aspp_rates=None):
+    def __init__(self, arch, backbone, num_classes, output_stride=8, aspp_rates=None):
         super().__init__()
         self.arch = arch
         v3 = arch == "deeplabv3plus"
@@ -142,17 +140,18 @@ class DeepLab(nn.Module):
         return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
 
 
-def build_deeplab(cfg, imagenet=None) -> nn.Module:
-    """The segmentation network of the ``deeplab`` params section: DeepLab-v2/v3+ or MCTformer's
+def build_deeplab(cfg, num_classes: int, imagenet=None) -> nn.Module:
+    """The segmentation network of the ``deeplab`` params section over ``num_classes`` classes
+    (background included): DeepLab-v2/v3+ or MCTformer's
     ``resnet38_seg`` (bao.models.resnet38.ResNet38Seg; ``deeplab.backbone`` resnet38d | resnet38d_mini).
     ``imagenet``: a staged ImageNet checkpoint of its backbone (get_deeplab_weights; for resnet38_seg
     the ResNet-38 of get_resnet38_weights), else random init. Every model has ``head_modules()``."""
     if cfg.arch == "resnet38_seg":
-        model = ResNet38Seg(cfg.backbone, NUM_CLASSES)
+        model = ResNet38Seg(cfg.backbone, num_classes)
         if imagenet is not None:
             load_resnet38_imagenet(model, imagenet, "deeplab.backbone")
         return model
-    model = DeepLab(cfg.arch, cfg.backbone, NUM_CLASSES, cfg.output_stride, cfg.aspp_rates)
+    model = DeepLab(cfg.arch, cfg.backbone, num_classes, cfg.output_stride, cfg.aspp_rates)
     if imagenet is not None:
         load_imagenet_backbone(model, imagenet)
     return model

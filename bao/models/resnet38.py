@@ -162,7 +162,7 @@ class ResNet38Seg(ResNet38d):
     upsamples them to the crop for the loss, infer_seg.py l.96 to the image, once. Keys are MCTformer's
     (top-level ``conv1a``, ``b2``..., ``fc8_seg_conv*``)."""
 
-    def __init__(self, arch: str = "resnet38d", num_classes: int = 21):
+    def __init__(self, arch: str, num_classes: int):
         if arch not in RESNET38:
             raise ValueError(f"deeplab.backbone: resnet38_seg needs one of {', '.join(RESNET38)}, got {arch!r}")
         div, d = RESNET38[arch], SEG_DILATION[arch]

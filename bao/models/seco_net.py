@@ -60,7 +60,7 @@ def _gather(t: torch.Tensor) -> torch.Tensor:
 
 
 class SeCoNet(nn.Module):
-    def __init__(self, arch: str = "vit_base_patch16_224", num_classes: int = 21, aux_layer: int = -3,
+    def __init__(self, arch: str, num_classes: int, aux_layer: int = -3,
                  ctc_dim: int | None = None, queue_size: int = 4608, proto_m: float = 0.9, momentum: float = 0.999,
                  drop_path_rate: float = 0.0, aspp_rates=(6, 12, 18, 24)):
         super().__init__()
@@ -188,7 +188,7 @@ class SeCoNet(nn.Module):
         return out_q, feats, tags
 
 
-def build_seco(cfg, num_classes: int = 21) -> SeCoNet:
+def build_seco(cfg, num_classes: int) -> SeCoNet:
     """SeCo's network from the ``seco`` params section (random weights)."""
     return SeCoNet(cfg.arch, num_classes, cfg.aux_layer, queue_size=cfg.queue, proto_m=cfg.proto_m,
                    momentum=cfg.momentum, drop_path_rate=cfg.drop_path_rate, aspp_rates=tuple(cfg.aspp_rates))

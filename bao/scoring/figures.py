@@ -1,5 +1,5 @@
 """The figures: Figure 4's curves, the threshold curve, image grids (Figures 2, 3) and the confusion
-matrix; class colours in the VOC palette."""
+matrix; class colours from the dataset's mask palette (VOC's colour map by default)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from bao.core.io import atomic_file, voc_palette  # noqa: E402
 _PAL = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 
 
-def colorize(label: np.ndarray) -> np.ndarray:
-    return _PAL[label]
+def colorize(label: np.ndarray, palette: np.ndarray = _PAL) -> np.ndarray:
+    """Class indices -> RGB in ``palette`` ((256, 3) uint8: ``bao.data.voc.mask_palette``)."""
+    return palette[label]
 
 
 def save_fig(fig, path: str | Path) -> None:
@@ -103,13 +104,13 @@ def grid_figure(
     classes: list[int] | None = None,
     notes: dict | None = None,
     caption: str = "",
+    names=(),
+    palette: np.ndarray = _PAL,
 ) -> None:
     """Panels in rows (RGB images, colourised label maps, or [0, 1] heat maps in ``jet``). ``classes``:
-    the class indices whose colours appear, drawn as a key under the grid; ``notes``: {(row, col): text}
-    under a panel; ``caption``: a line under everything."""
+    the class indices whose colours appear, drawn as a key under the grid with their ``names`` (the
+    label space's); ``notes``: {(row, col): text} under a panel; ``caption``: a line under everything."""
     from matplotlib.patches import Patch
-
-    from bao.core.classes import CLASSES
 
     n, k = len(rows), len(titles)
     fig, axes = plt.subplots(n, k, figsize=(2.2 * k, 2.0 * n + (0.5 if classes else 0)), squeeze=False)
@@ -126,8 +127,8 @@ def grid_figure(
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     if classes:
-        handles = [Patch(facecolor=_PAL[c] / 255, edgecolor="grey", label=CLASSES[c]) for c in sorted(set(classes))]
-        handles.append(Patch(facecolor=_PAL[255] / 255, edgecolor="grey", label="ignored (boundary)"))
+        handles = [Patch(facecolor=palette[c] / 255, edgecolor="grey", label=names[c]) for c in sorted(set(classes))]
+        handles.append(Patch(facecolor=palette[255] / 255, edgecolor="grey", label="ignored (boundary)"))
         fig.legend(
             handles=handles,
             loc="upper center",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.core.classes import CLASSES, IGNORE, NUM_CLASSES
+from bao.core.classes import IGNORE
 from bao.core.errors import DataError
 from bao.core.io import load_label_png, write_json
 from bao.data.voc import VOCDataset
@@ -27,7 +27,7 @@ from bao.scoring.metrics import ConfusionMatrix
 def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[str] | None = None) -> dict:
     pred_dir = Path(pred_dir)
     ds = VOCDataset(root, split, masks="gt", ids=ids)
-    cm = ConfusionMatrix(len(CLASSES))
+    cm = ConfusionMatrix(ds.space.n)
     for image_id in ds.ids:
         path = pred_dir / f"{image_id}.png"
         if not path.exists():
@@ -36,10 +36,10 @@ def score_labels(pred_dir: str | Path, root: str | Path, split: str, ids: list[s
         gt = ds.load_mask(image_id)
         if pred.shape != gt.shape:
             raise DataError(f"{path}: prediction size {pred.shape[::-1]} != ground truth {gt.shape[::-1]}")
-        if pred[pred != IGNORE].max(initial=0) >= len(CLASSES):
-            raise DataError(f"{path}: prediction has class indices above {len(CLASSES) - 1}")
+        if pred[pred != IGNORE].max(initial=0) >= ds.space.n:
+            raise DataError(f"{path}: prediction has class indices above {ds.space.n - 1}")
         cm.update(np.where(pred == IGNORE, 0, pred), gt)  # an ignored prediction counts as background
-    return {"split": split, "images": len(ds), **cm.summary(CLASSES)}
+    return {"split": split, "images": len(ds), **cm.summary(ds.space.names)}
 
 
 def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, ids: list[str] | None = None) -> dict:
@@ -47,7 +47,7 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
     cam_dir = Path(cam_dir)
     ds = VOCDataset(root, split, masks="gt", ids=ids)
     thresholds = [round(float(t), 6) for t in thresholds]
-    cms = [ConfusionMatrix(len(CLASSES)) for _ in thresholds]
+    cms = [ConfusionMatrix(ds.space.n) for _ in thresholds]
     for image_id in ds.ids:
         path = next((p for p in (cam_dir / f"{image_id}.npz", cam_dir / f"{image_id}.npy") if p.exists()), None)
         if path is None:
@@ -57,7 +57,7 @@ def score_cams(cam_dir: str | Path, root: str | Path, split: str, thresholds, id
         if cams.shape[1:] != gt.shape:
             raise DataError(f"{path}: CAM size {cams.shape[1:][::-1]} != ground truth {gt.shape[::-1]}")
         add_threshold_sweep(cms, thresholds, keys, cams, gt)
-    return sweep_result(cms, thresholds, split, len(ds))
+    return sweep_result(cms, thresholds, split, len(ds), ds.space.names)
 
 
 def add_threshold_sweep(
@@ -70,7 +70,7 @@ def add_threshold_sweep(
     threshold, at a fraction of the cost (tests: test_threshold_sweep_equals_per_threshold)."""
     keep = gt != IGNORE
     g = gt[keep].astype(np.int64)
-    n = NUM_CLASSES
+    n = cms[0].num_classes
     if not len(keys):  # every pixel is background at every threshold
         hist = np.bincount(n * g, minlength=n * n).reshape(n, n)
         for cm in cms:
@@ -91,7 +91,7 @@ def add_threshold_sweep(
         cms[i].hist += hist
 
 
-def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int) -> dict:
+def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int, names) -> dict:
     """The curve and its best point (the oracle threshold, tuned on the ground truth)."""
     curve = [{"threshold": t, "miou": cm.summary()["miou"]} for t, cm in zip(thresholds, cms)]
     best = max(range(len(curve)), key=lambda i: curve[i]["miou"])
@@ -100,7 +100,7 @@ def sweep_result(cms: list[ConfusionMatrix], thresholds, split: str, images: int
         "images": images,
         "best_threshold": curve[best]["threshold"],
         "miou": curve[best]["miou"],
-        "best": cms[best].summary(CLASSES),
+        "best": cms[best].summary(names),
         "curve": curve,
     }
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bao.core.classes import IGNORE, NUM_CLASSES
+from bao.core.classes import IGNORE
 from bao.core.io import write_json
 
 
 class ConfusionMatrix:
     """Accumulates ``hist[gt, pred]`` over images; IoU_c = TP / (TP + FP + FN)."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES):
+    def __init__(self, num_classes: int):
         self.num_classes = num_classes
         self.hist = np.zeros((num_classes, num_classes), dtype=np.int64)
 

@@ -4,7 +4,10 @@ an assumed sustained bf16 throughput, CRF stages from their seconds per image me
 photographs (the sample photographs matplotlib ships), divided by the cores of the target machine.
 `bash bench/gpu.sh` measures instead, on a GPU.
 
-    python -m bench.paper_hours [--tflops 250 100] [--cores 16] [--json out]
+    python -m bench.paper_hours [--experiment coco] [--tflops 250 100] [--cores 16] [--json out]
+
+``--experiment coco``: MS COCO 2014's run (experiment=coco: 81 classes, its image counts, 640 x 480
+images in place of VOC's 500 x 375).
 """
 
 import argparse
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 
 from bench.common import print_table
-from bench.rehearse import PAPER, compose, paper_units
+from bench.rehearse import compose, counts, paper_units
 
 
 def flops(fn) -> float:
@@ -39,13 +42,14 @@ def gpu_flops(p: dict) -> dict:
     from bao.models.seco_net import build_seco
 
     arch, crop, b = p["model"]["arch"], p["bao"]["augment"]["crop_size"], p["bao"]["batch_size"]
+    k, (ih, iw) = classes(p), image_size(p)
     with torch.device("meta"):
-        conformer = create_model(arch, num_classes=21)
-        bao = BAONet(create_model(arch, num_classes=21), head=p["bao"]["head"])
+        conformer = create_model(arch, num_classes=k)
+        bao = BAONet(create_model(arch, num_classes=k), head=p["bao"]["head"])
         d = p["deeplab"]
-        deeplab = build_deeplab(SimpleNamespace(**d))  # resnet38_seg or DeepLab
+        deeplab = build_deeplab(SimpleNamespace(**d), k)  # resnet38_seg or DeepLab
         affinity = create_affinitynet(p["psa"]["arch"])
-        y = torch.zeros(b, 20)
+        y = torch.zeros(b, k - 1)
 
     def train_transcam():
         with torch.device("meta"):
@@ -72,7 +76,7 @@ def gpu_flops(p: dict) -> dict:
             with torch.no_grad(), torch.device("meta"):
                 for s in scales:
                     x = torch.randn(2, 3, s, s)  # the image and its flip
-                    model(x, torch.zeros(2, 20)) if label else model(x, need_attn=True)
+                    model(x, torch.zeros(2, k - 1)) if label else model(x, need_attn=True)
 
         return run
 
@@ -83,8 +87,8 @@ def gpu_flops(p: dict) -> dict:
 
     def evaluate():
         with torch.no_grad(), torch.device("meta"):
-            for s in p["evaluate"]["scales"]:  # a 500x375 VOC image (and its flip)
-                deeplab(torch.randn(2 if p["evaluate"]["flip"] else 1, 3, round(375 * s), round(500 * s)))
+            for s in p["evaluate"]["scales"]:  # a VOC (COCO) image and its flip
+                deeplab(torch.randn(2 if p["evaluate"]["flip"] else 1, 3, round(ih * s), round(iw * s)))
 
     def train_affinity():
         with torch.device("meta"):
@@ -92,22 +96,23 @@ def gpu_flops(p: dict) -> dict:
         affinity(x).float().mean().backward()  # the pair affinities and their loss: a few FLOPs per pair
 
     def random_walk():
-        # a 500x375 VOC image padded to 504x376: a 63x47 grid; the features, then logt squarings of
-        # the dense (N, N) transition matrix and the (21, N) scores times it
+        # a 500x375 VOC image padded to 504x376: a 63x47 grid (COCO's 640x480: 80x60); the features,
+        # then logt squarings of the dense (N, N) transition matrix and the (K, N) scores times it
+        ph, pw = -(-ih // 8) * 8, -(-iw // 8) * 8
         with torch.no_grad(), torch.device("meta"):
-            affinity(torch.randn(1, 3, 376, 504))
-        n = 63 * 47
-        return 2 * n**3 * p["psa"]["logt"] + 2 * 21 * n * n
+            affinity(torch.randn(1, 3, ph, pw))
+        n = (ph // 8) * (pw // 8)
+        return 2 * n**3 * p["psa"]["logt"] + 2 * k * n * n
 
     s = p["seco"]
     with torch.device("meta"):
-        seco = build_seco(SimpleNamespace(**s))
+        seco = build_seco(SimpleNamespace(**s), k)
     sb, sc, sl, n_l = s["batch_size"], s["crop_size"], s["local_crop_size"], s["ncrops"] - 2
 
     def seco_cams(scales, n):
         with torch.no_grad(), torch.device("meta"):
-            for k in [1.0] + [x for x in scales if x != 1.0]:  # the image and its flip at each scale
-                seco.cams(torch.randn(2 * n, 3, int(k * sc), int(k * sc)))
+            for z in [1.0] + [x for x in scales if x != 1.0]:  # the image and its flip at each scale
+                seco.cams(torch.randn(2 * n, 3, int(z * sc), int(z * sc)))
 
     def train_seco():
         seco_cams(s["cam_scales"], sb)
@@ -124,13 +129,14 @@ def gpu_flops(p: dict) -> dict:
 
     def seco_seg():
         with torch.no_grad(), torch.device("meta"):
-            for k in s["seg_scales"]:
-                seco(torch.randn(2, 3, int(k * sc), int(k * sc)))
+            for z in s["seg_scales"]:  # crop_size square (VOC) or the image's own size (seg_size: image)
+                h, w = (sc, sc) if s["seg_size"] == "crop" else (ih, iw)
+                seco(torch.randn(2, 3, int(z * h), int(z * w)))
 
     # the exact dense energy (bao.seco.bilateral_apply) per image: cdist (3 FLOPs x 5 features), exp,
-    # and the (N, N) x (N, 21) product, N pixels at the energy's scale
+    # and the (N, N) x (N, K) product, N pixels at the energy's scale
     n_px = int(sc * s["energy"]["scale"]) ** 2
-    seco_energy = sb * n_px**2 * (3 * 5 + 1 + 2 * 21) if s["energy"]["kernel"] == "exact" else 0
+    seco_energy = sb * n_px**2 * (3 * 5 + 1 + 2 * k) if s["energy"]["kernel"] == "exact" else 0
 
     cams = p["cams"]["scales"]
     quick = p["bao"]["epoch_eval_scales"] or cams
@@ -151,6 +157,16 @@ def gpu_flops(p: dict) -> dict:
         "seco_mask": flops(lambda: seco_cams(s["mask_scales"], 1)),
         "evaluate_seco": flops(seco_seg),
     }
+
+
+def classes(p: dict) -> int:
+    """The label space's size, background included: COCO's 81 or VOC's 21."""
+    return 81 if p["data"]["source"] == "coco" else 21
+
+
+def image_size(p: dict) -> tuple[int, int]:
+    """A typical image (h, w): COCO's 480 x 640, VOC's 375 x 500."""
+    return (480, 640) if p["data"]["source"] == "coco" else (375, 500)
 
 
 PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")  # photographs in matplotlib's sample data
@@ -186,9 +202,9 @@ def seed_on(img: np.ndarray) -> np.ndarray:
 
 
 def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
-    """Seconds per image of the label CRF (masks.crf: over the seed's labels, over 21 labels, over
-    masks.crf.n_labels) and of the test CRF (evaluate.crf, 21 labels from probabilities) on one core,
-    averaged over the photographs; and a row per photograph."""
+    """Seconds per image of the label CRF (masks.crf: over the seed's labels, over the K labels of the
+    label space, over masks.crf.n_labels) and of the test CRF (evaluate.crf, K labels from
+    probabilities) on one core, averaged over the photographs; and a row per photograph."""
     from types import SimpleNamespace
 
     from bao.method.crf import crf_labels, crf_probs
@@ -198,6 +214,7 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
     test_cfg = SimpleNamespace(**p["evaluate"]["crf"])
     seco_cfg = SimpleNamespace(**p["seco"]["crf"])
     n_mask = p["masks"]["crf"]["n_labels"]
+    k = classes(p)
 
     def timed(fn, n=3):
         fn()
@@ -209,24 +226,24 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
     rows = []
     for name, img in photographs():
         lab = seed_on(img)
-        onehot = (lab[None] == np.arange(21)[:, None, None]).astype(np.float32)
-        probs = 0.7 * onehot + 0.3 / 21
+        onehot = (lab[None] == np.arange(k)[:, None, None]).astype(np.float32)
+        probs = 0.7 * onehot + 0.3 / k
         row = {
             "photograph": name,
             "size": f"{img.shape[0]}x{img.shape[1]}",
             "label (3)": timed(lambda: crf_labels(img, lab, label_cfg)),
-            "label (21)": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=21)),
-            "test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), test_cfg)),
-            "SeCo test (21)": timed(lambda: crf_probs(img, probs, np.arange(21), seco_cfg)),
+            f"label ({k})": timed(lambda: crf_labels(img, lab, label_cfg, n_labels=k)),
+            f"test ({k})": timed(lambda: crf_probs(img, probs, np.arange(k), test_cfg)),
+            f"SeCo test ({k})": timed(lambda: crf_probs(img, probs, np.arange(k), seco_cfg)),
         }
         if n_mask:
             row[f"label ({n_mask})"] = timed(lambda: crf_labels(img, lab, label_cfg, n_labels=n_mask))
-        if p["seco"]["energy"]["kernel"] == "lattice":  # rloss's lattice on one crop at the energy's scale, 21 maps
+        if p["seco"]["energy"]["kernel"] == "lattice":  # rloss's lattice on one crop at the energy's scale, K maps
             from bao.method.seco.energy import lattice_apply
 
             side = int(p["seco"]["crop_size"] * p["seco"]["energy"]["scale"])
             crop = torch.from_numpy(img[:side, :side].transpose(2, 0, 1).astype(np.float32))[None]
-            probs_s = torch.rand(1, 21, *crop.shape[2:]).softmax(1)
+            probs_s = torch.rand(1, k, *crop.shape[2:]).softmax(1)
             e = p["seco"]["energy"]
             row["SeCo energy (lattice)"] = timed(
                 lambda: lattice_apply(crop, probs_s, e["sigma_rgb"], e["sigma_xy"] * e["scale"])
@@ -235,14 +252,42 @@ def crf_seconds(p: dict) -> tuple[dict, list[dict]]:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("photograph", "size")}
     crf = {
         "label": mean["label (3)"],
-        "label21": mean["label (21)"],
-        "test": mean["test (21)"],
-        "seco_test": mean["SeCo test (21)"],
+        "labelK": mean[f"label ({k})"],
+        "test": mean[f"test ({k})"],
+        "seco_test": mean[f"SeCo test ({k})"],
         "seco_energy": mean.get("SeCo energy (lattice)", 0.0),
         "mask": mean[f"label ({n_mask})"] if n_mask else mean["label (3)"],
         "mask_labels": n_mask or "present",
     }
     return crf, [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+
+
+# what would cut each family of stages, beside what the project already does (bf16, merged label CRFs,
+# CRFs on every core beside the GPU, SeCo's lattice over the batch's crops side by side)
+CUTS = {
+    "train_deeplab": "more GPUs: base.gpus splits each step's batch (the two rows train one after the "
+    "other, as DVC runs stages); deeplab.arch: deeplabv2 trains fewer FLOPs (a documented departure)",
+    "train_seco": "more GPUs (base.gpus; the lattice then runs on each process's share of the cores); "
+    "seco.energy.kernel: exact runs the energy on the GPU in seconds (about twice rloss's value: a departure)",
+    "train_bao": "more GPUs (base.gpus); bao.epoch_eval_every > 1 scores Figure 4 at fewer epochs "
+    "(the curve, not the result, changes)",
+    "train_affinity": "more GPUs (base.gpus)",
+    "train_transcam": "transcam.released: TransCAM's published classifier instead of training it",
+    # on COCO the test CRFs over 81 labels lead: a dense CRF's cost grows with its labels
+    "evaluate": "more cores for the test CRFs (base.crf_workers: one CRF per core, beside the GPU)",
+    "evaluate_seco": "more cores for the test CRFs (base.crf_workers: one CRF per core, beside the GPU)",
+}
+
+
+def next_costs(rows: list[dict], key: str, n: int = 3) -> list[dict]:
+    """The ``n`` stage families with the most hours (``key``), each with what would cut it."""
+    families: dict[str, float] = {}
+    for r in rows:
+        name = r["stage"].split("@")[0].split(" ")[0]
+        name = "train_bao" if name.startswith("train_bao") else name
+        families[name] = families.get(name, 0.0) + r[key]
+    top = sorted(families.items(), key=lambda kv: -kv[1])[:n]
+    return [{"stages": f, "hours": round(h, 2), "what would cut it": CUTS.get(f, "-")} for f, h in top]
 
 
 def main():
@@ -255,9 +300,12 @@ def main():
         help="assumed sustained bf16 TFLOP/s (H100 SXM dense peak: 989)",
     )
     ap.add_argument("--cores", type=int, default=16)
+    ap.add_argument("--experiment", default="paper", choices=["paper", "coco"], help="conf/experiment/<name>.yaml")
     ap.add_argument("--json")
     a = ap.parse_args()
-    p = compose(None)
+    p = compose(None, a.experiment)
+    PAPER = counts(p)  # noqa: N806 (the run's image counts: VOC's or COCO's)
+    k = classes(p)
     f = gpu_flops(p)
     crf, photo_rows = crf_seconds(p)
     print_table(
@@ -306,11 +354,11 @@ def main():
     m = crf["mask_labels"]
     cpu("make_masks_bao", n_aug * crf["mask"], f"{n_aug} label CRFs ({m} labels)")
     cpu("make_masks_transcam_crf", n_aug * crf["mask"], f"{n_aug} label CRFs ({m} labels)")
-    cpu("make_aff_labels", 2 * n_aug * crf["label21"], f"{2 * n_aug} label CRFs (21 labels)")
+    cpu("make_aff_labels", 2 * n_aug * crf["labelK"], f"{2 * n_aug} label CRFs ({k} labels)")
     aff_steps = paper_units("train_affinity", p)[1]
     gpu("train_affinity", aff_steps * f["train_affinity"], f"{aff_steps} steps")
-    gpu("random_walk", n_aug * f["random_walk"], f"{n_aug} images: features + T^128 (N = 2961)")
-    cpu("random_walk (CRF)", n_aug * crf["label21"], f"{n_aug} label CRFs (21 labels)")
+    gpu("random_walk", n_aug * f["random_walk"], f"{n_aug} images: features + T^{2 ** p['psa']['logt']}")
+    cpu("random_walk (CRF)", n_aug * crf["labelK"], f"{n_aug} label CRFs ({k} labels)")
     for src in ("bao", "transcam"):
         gpu(
             f"train_deeplab@{src}",
@@ -328,14 +376,15 @@ def main():
         seco_steps * f["train_seco"] + n_passes * n_train * f["seco_seed"],
         f"{seco_steps} steps + the seed per pass",
     )
-    if crf["seco_energy"]:  # rloss's lattice: on the CPU inside the training loop, one core per GPU process
+    if crf["seco_energy"]:  # rloss's lattice: on the CPU inside the training step, the batch's crops side by side
         b = p["seco"]["batch_size"]
-        h = round(seco_steps * b * crf["seco_energy"] / 3600, 2)
+        side = min(b, a.cores)  # bao.method.seco.energy.lattice_processes on the target machine, one GPU
+        h = round(seco_steps * b * crf["seco_energy"] / side / 3600, 2)
         rows.append(
             {
                 "stage": "train_seco (energy)",
-                "kind": "CPU x1 per GPU",
-                "work": f"{seco_steps} steps x {b} crops, rloss's lattice",
+                "kind": f"CPU x{side}",
+                "work": f"{seco_steps} steps x {b} crops, rloss's lattice, {side} at a time",
                 "PFLOP": "-",
                 **{f"h @ {t:g} TFLOP/s": h for t in a.tflops},
             }
@@ -345,7 +394,7 @@ def main():
         n_train * (f["seco_seed"] + f["seco_mask"]),
         f"{n_train} images x {2 * (len(p['seco']['seed_scales']) + len(p['seco']['mask_scales']))} passes",
     )
-    cpu("make_seco_labels (CRF)", n_train * crf["label21"], f"{n_train} label CRFs (21 labels)")
+    cpu("make_seco_labels (CRF)", n_train * crf["labelK"], f"{n_train} label CRFs ({k} labels)")
     gpu(
         "evaluate_seco",
         PAPER["val"] * f["evaluate_seco"],
@@ -353,15 +402,17 @@ def main():
     )
     cpu("evaluate_seco (CRF)", PAPER["val"] * crf["seco_test"], f"{PAPER['val']} test CRFs")
     total = {k: round(sum(r[k] for r in rows), 2) for k in rows[0] if k.startswith("h @")}
+    costs = next_costs(rows, next(iter(total)))
     rows.append({"stage": "total", "kind": "", "work": "", "PFLOP": "", **total})
     print_table(
         rows,
-        f"Paper run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "
+        f"{a.experiment} run, estimated hours (GPU: counted FLOPs at an assumed sustained throughput; "
         f"CRF on photographs: {crf['label']:.2f} s per label CRF over the seed's labels, "
-        f"{crf['label21']:.2f} over 21, {crf['mask']:.2f} over {crf['mask_labels']} (masks), "
+        f"{crf['labelK']:.2f} over {k}, {crf['mask']:.2f} over {crf['mask_labels']} (masks), "
         f"{crf['test']:.2f} s per test CRF on one core here, "
         f"/ {a.cores} cores)",
     )
+    print_table(costs, f"The largest costs ({next(iter(total))}) and what would cut them")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
 

@@ -26,8 +26,15 @@ from bench.common import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the paper run's counts (docs/method.md §7): images, and the steps the recipes imply
+# the paper run's counts (docs/method.md §7): images, and the steps the recipes imply; COCO 2014's
+# (experiment=coco, docs/method.md §8.2): the annotated images, train = train_aug, no test split
 PAPER = {"train_aug": 10582, "train": 1464, "val": 1449, "test": 1456}
+COCO = {"train_aug": 82081, "train": 82081, "val": 40137, "test": 0}
+
+
+def counts(p: dict) -> dict:
+    """The image counts of the dataset a composed setting runs on."""
+    return COCO if p["data"]["source"] == "coco" else PAPER
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -38,18 +45,25 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def compose(rehearsal: str | None) -> dict:
-    """conf/config.yaml + experiment/paper.yaml (+ rehearsal/<name>.yaml)."""
-    conf = ROOT / "conf"
-    p = yaml.safe_load((conf / "config.yaml").read_text())
-    for f in [conf / "experiment" / "paper.yaml"] + ([conf / "rehearsal" / f"{rehearsal}.yaml"] if rehearsal else []):
-        p = merge(p, yaml.safe_load(f.read_text()))
+def _layers(group: str, name: str) -> list[dict]:
+    """A config file of ``conf/<group>`` after the ones its ``defaults`` list names (in its group)."""
+    doc = yaml.safe_load((ROOT / "conf" / group / f"{name}.yaml").read_text())
+    below = [d for d in doc.pop("defaults", []) if d != "_self_"]
+    return [layer for d in below for layer in _layers(group, d)] + [doc]
+
+
+def compose(rehearsal: str | None, experiment: str = "paper") -> dict:
+    """conf/config.yaml + experiment/<experiment>.yaml (+ rehearsal/<name>.yaml)."""
+    p = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
+    for layer in _layers("experiment", experiment) + (_layers("rehearsal", rehearsal) if rehearsal else []):
+        p = merge(p, layer)
     return p
 
 
 def paper_units(stage: str, p: dict) -> tuple[str, float]:
     """(what one timed unit is, how many the paper run has)."""
     steps = lambda n, b: n // b  # noqa: E731 (drop_last)
+    PAPER = counts(p)  # noqa: N806 (the counts of p's dataset)
     if stage == "train_transcam":
         return "step", p["transcam"]["epochs"] * steps(PAPER["train_aug"], p["transcam"]["batch_size"])
     if stage.startswith("train_bao_"):
@@ -78,7 +92,7 @@ def main():
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--json")
     a = ap.parse_args()
-    from bao.core.pipeline import paths, resolve, stage_names
+    from bao.core.pipeline import declared_params, paths, resolve, stage_names
     from bao.data.voc import read_split
 
     p = compose(a.rehearsal)
@@ -94,6 +108,7 @@ def main():
     env = {**os.environ, "PYTHONPATH": str(a.work), "PYTHONUNBUFFERED": "1"}
     os.chdir(a.work)
     rows, total = [], 0.0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     for stage in stage_names(p):
         cmd = resolve(stage, p)["cmd"].split()
         cmd = [sys.executable if c == "python" else c for c in cmd]
@@ -105,10 +120,12 @@ def main():
             raise SystemExit(f"{stage} failed")
         timing = [line for line in r.stdout.splitlines() if line.startswith("[timing]")]
         unit, n = paper_units(stage, paper)
-        hours = None
+        hours, rates = None, []
         for line in timing:
             f = dict(re.findall(r"(\w+)=([\d.\s]+?)(?= \w+=|$)", line))
             per = float(f["seconds"]) / float(f.get("steps") or f.get("images"))
+            if "images" in f:
+                rates.append(f"{1 / per:.2f}")
             hours = (hours or 0) + per * n / 3600
             if "eval_seconds" in f and f["eval_seconds"].strip():
                 evals = [float(x) for x in f["eval_seconds"].split()]
@@ -127,6 +144,9 @@ def main():
                 "timed": "; ".join(t.split(": ", 1)[1] for t in timing),
                 "paper units": f"{n} {unit}s" if timing else "-",
                 "est. hours": round(hours, 2) if hours is not None else "-",
+                # the dense CRFs run on base.crf_workers processes (auto: every core), beside the GPU work
+                f"images/s ({cores} cores)": "/".join(rates) or "-",
+                "CRF": "yes" if "base.crf_workers" in declared_params(stage, p) else "",
             }
         )
         total += hours or 0.0
@@ -137,6 +157,8 @@ def main():
             "timed": "",
             "paper units": "",
             "est. hours": round(total, 2),
+            f"images/s ({cores} cores)": "",
+            "CRF": "",
         }
     )
     print_table(rows, f"Paper setting: rehearsal '{a.rehearsal}' and estimated hours at the paper's counts")

@@ -2,6 +2,7 @@
 md5, where to put it on a machine with no network, and whether it is there already.
 
     python -m scripts.offline_files                    # the paper setting (conf/experiment/paper.yaml)
+    python -m scripts.offline_files --experiment coco  # MS COCO 2014 (conf/experiment/coco.yaml)
     python -m scripts.offline_files --params params.yaml
 
 Archives go into ``data.download_dir`` under their own names (prepare_data checks their md5 and
@@ -36,12 +37,12 @@ GDRIVE_NAMES = {
 }
 
 
-def paper_params() -> dict:
+def paper_params(experiment: str = "paper") -> dict:
     from dvc.utils.hydra import compose_and_dump
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "params.yaml"
-        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), ["+experiment=paper"])
+        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(ROOT), [f"+experiment={experiment}"])
         return yaml.safe_load(out.read_text())
 
 
@@ -69,11 +70,19 @@ def staged_size(root: Path, folder: str, key: str, source: str) -> int | None:
 def rows(p: dict, root: Path = ROOT) -> list[dict]:
     d = p["data"]
     out = []
+    archives = []
     if d["source"] == "voc":
-        for name, md5, urls in (
+        archives = [
             ("VOCtrainval_11-May-2012.tar", d["voc_md5"], d["voc_urls"]),
             ("benchmark.tgz", d["sbd_md5"], d["sbd_urls"]),
-        ):
+        ]
+    elif d["source"] == "coco" and not d["folder"]:
+        from bao.data.coco import ARCHIVES
+
+        c = d["coco"]
+        archives = [(name, c[f"{k}_md5"], c[f"{k}_urls"]) for k, name in ARCHIVES.items()]
+    if archives:
+        for name, md5, urls in archives:
             place = root / d["download_dir"] / name
             here = f"present, {place.stat().st_size:,} bytes" if place.exists() else "missing"
             out.append({"file": name, "md5": md5, "put it at": str(place), "from": urls[0], "here": here})
@@ -105,9 +114,10 @@ def rows(p: dict, root: Path = ROOT) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--params", help="a params.yaml (default: the paper setting composed from conf/)")
+    ap.add_argument("--experiment", default="paper", help="the setting composed from conf/ (paper, coco)")
     ap.add_argument("--json", help="also write the rows here")
     a = ap.parse_args(argv)
-    p = yaml.safe_load(Path(a.params).read_text()) if a.params else paper_params()
+    p = yaml.safe_load(Path(a.params).read_text()) if a.params else paper_params(a.experiment)
     table = rows(p)
     for r in table:
         print(f"{r['here']:>28}  {r['file']}\n{'':>30}md5 {r['md5']}; {r['put it at']}\n{'':>30}from {r['from']}")

@@ -120,3 +120,46 @@ def test_paper_setting_rehearsal_reaches_table1(tmp_path_factory):
     assert "| BAO | CRF |" in (m / "table1.md").read_text()
     assert "| SeCo (CVPR 2024) | CRF | –" not in (m / "table1.md").read_text()  # its row is computed
     assert "Dataset: folder" in (m / "table1.md").read_text()
+
+
+@pytest.mark.rehearsal
+def test_coco_setting_rehearsal_reaches_table1(tmp_path_factory):
+    """`+experiment=coco` at COCO's sizes through every stage, on a generated tree in COCO's layout
+    (images + instances JSON), to Table 1's COCO columns."""
+    tree = tmp_path_factory.mktemp("coco") / "coco"
+    subprocess.run(
+        [sys.executable, "-m", "scripts.other_coco", str(tree), "--train", "2", "--val", "1"]
+        + ["--min-side", "320", "--max-side", "500"],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    project = copy_project(tmp_path_factory.mktemp("clone") / "bao")
+    sh(f"{sys.executable} -m dvc exp run -S +experiment=coco -S +rehearsal=coco_cpu -S data.folder={tree}", project)
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    assert (p["data"]["source"], p["model"]["arch"], p["transcam"]["augment"]["crop_size"]) == (
+        "coco",
+        "conformer_s",
+        512,
+    )
+    s = p["seco"]  # train_coco.py's own values
+    assert (s["arch"], s["crop_size"], s["high_thre"], s["bkg_thre"], s["proto_m"], s["w_ptc"], s["seg_size"]) == (
+        "vit_base_patch16_224",
+        448,
+        0.65,
+        0.45,
+        0.99,
+        0.2,
+        "image",
+    )
+    m = project / "metrics"
+    data = json.loads((m / "data.json").read_text())
+    assert data["source"] == "coco" and len(data["classes"]) == 81 and data["classes"][80] == "toothbrush"
+    for name in ("transcam_seed", "seed", "mask", "transcam_mask", "segmentation", "seco_seed", "seco_segmentation"):
+        scores = json.loads((m / f"{name}.json").read_text())
+        assert 0 <= scores["miou"] <= 1
+    per_class = json.loads((m / "details" / "segmentation.json").read_text())
+    assert list(per_class["iou"])[-1] == "toothbrush" and len(per_class["iou"]) == 81
+    table = (m / "table1.md").read_text()
+    assert "| COCO val | published: Seed | Mask | COCO val |" in table and "| BAO | CRF |" in table
+    assert "Dataset: coco" in table

@@ -161,7 +161,10 @@ def gpu_flops(p: dict) -> dict:
 
 def classes(p: dict) -> int:
     """The label space's size, background included: COCO's 81 or VOC's 21."""
-    return 81 if p["data"]["source"] == "coco" else 21
+    from bao.core.classes import VOC
+    from bao.data.coco import COCO
+
+    return (COCO if p["data"]["source"] == "coco" else VOC).n
 
 
 def image_size(p: dict) -> tuple[int, int]:

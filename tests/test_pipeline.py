@@ -259,7 +259,7 @@ def test_dvc_repro_end_to_end(project, tmp_path):
     assert set(re.findall(r"\[([a-z_@+]+)\] done in [0-9.]+s \(2 processes\)", out)) == trained, out[-3000:]
     assert {f: sorted(p.relative_to(project).as_posix() for p in (project / f).rglob("*")) for f in written} == written
     assert "up to date" in sh(f"{sys.executable} -m dvc status", project)
-    # another label space: a VOC-layout folder of 4 classes with names of its own (its classes.txt) runs
+    # another label space: a VOC-layout folder of 5 classes (background + 4) with names of its own (its classes.txt) runs
     # to Table 1, and every per-class record is named by those classes
     other = tmp_path / "cells"
     names = ["background", "nucleus", "membrane", "vesicle", "debris"]
